@@ -1,0 +1,26 @@
+"""initlab: study, check and choose neural-network weight initialization.
+
+>>> import initlab, torch
+>>> model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+>>> report = initlab.apply(model, "he_normal", seed=0)
+>>> initlab.check(model, "he_normal").ok
+True
+"""
+
+__version__ = "0.1.0"
+
+from initlab.apply import InitReport, LayerRecord, apply  # noqa: E402
+from initlab.check import CheckReport, check  # noqa: E402
+from initlab.errors import InitlabError  # noqa: E402
+from initlab.schemes import Scheme, get_scheme, scheme_names  # noqa: E402
+
+
+def probe(*args, **kwargs):  # noqa: D401 - thin lazy wrapper
+    """Signal-propagation probe at init; see :func:`initlab.probe.probe`."""
+    from initlab.probe import probe as _probe
+
+    return _probe(*args, **kwargs)
+
+
+__all__ = ["CheckReport", "InitReport", "InitlabError", "LayerRecord", "Scheme", "__version__", "apply",
+           "check", "get_scheme", "probe", "scheme_names"]

@@ -1,0 +1,193 @@
+"""``initlab.apply``: initialize every supported layer of a model, in place, with a record.
+
+Draws happen on the CPU from one ``torch.Generator`` seeded with ``seed``, in module
+registration order (weight blocks, then that weight's biases), and are copied to the
+parameter's device: the same seed gives the same weights on CPU and CUDA, and a scheme
+torch also has gives the same values as ``torch.nn.init`` with that generator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from initlab.errors import InitlabError
+from initlab.layers import WeightSlot, forward_layers, walk
+from initlab.schemes import BIAS_RULES, LSUVStep, Scheme, get_scheme
+from initlab.schemes.fans import fans as tensor_fans
+
+
+@dataclass
+class LayerRecord:
+    """What :func:`apply` did to one weight: shapes, fans, the law, and what came out."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    blocks: int
+    fan_in: int
+    fan_out: int
+    family: str
+    expected_mean: float
+    expected_std: float
+    realized_mean: float
+    realized_std: float
+    bias: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        return d
+
+
+@dataclass
+class InitReport:
+    """The per-layer record of one :func:`apply` call."""
+
+    scheme: str
+    seed: int | None
+    layers: list[LayerRecord] = field(default_factory=list)
+    unsupported: list[tuple[str, str, str]] = field(default_factory=list)
+    lsuv: list[LSUVStep] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scheme": self.scheme, "seed": self.seed,
+            "layers": [r.to_dict() for r in self.layers],
+            "unsupported": [{"name": n, "type": t, "reason": r} for n, t, r in self.unsupported],
+            "lsuv": [asdict(s) for s in self.lsuv],
+        }
+
+    def __str__(self) -> str:
+        head = f"{'layer':<28} {'kind':<10} {'shape':<16} {'fan_in':>7} {'fan_out':>7} " \
+               f"{'expected std':>12} {'realized std':>12}  bias"
+        lines = [f"initlab.apply: scheme {self.scheme}, seed {self.seed}", head]
+        for r in self.layers:
+            lines.append(f"{r.name:<28} {r.kind:<10} {'x'.join(map(str, r.shape)):<16} {r.fan_in:>7} "
+                         f"{r.fan_out:>7} {r.expected_std:>12.5g} {r.realized_std:>12.5g}  {r.bias}")
+        for n, t, why in self.unsupported:
+            lines.append(f"not initialized: {n} ({t}): {why}")
+        return "\n".join(lines)
+
+
+def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator | None:
+    if generator is not None and seed is not None:
+        raise InitlabError("give either seed= or generator=, not both")
+    if generator is not None:
+        if generator.device.type != "cpu":
+            raise InitlabError("initlab draws on the CPU: pass a CPU torch.Generator (or a seed)")
+        return generator
+    if seed is None:
+        return None
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise InitlabError(f"seed must be a non-negative integer, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def _draw(scheme: Scheme, target: torch.Tensor, gen: torch.Generator | None,
+          fans: tuple[int, int] | None) -> None:
+    dtype = target.dtype if target.dtype in (torch.float32, torch.float64) else torch.float32
+    tmp = torch.empty(target.shape, dtype=dtype)
+    scheme.init_(tmp, generator=gen, fans=fans)
+    target.copy_(tmp)
+
+
+def _bias_rule(scheme: Scheme, bias: Any) -> tuple[str, Scheme | float | None]:
+    """Normalize apply's ``bias=`` into (label, action)."""
+    if bias is None:
+        bias = scheme.bias
+    if isinstance(bias, bool) or bias is None:
+        raise InitlabError(f"bias must be one of {', '.join(BIAS_RULES)}, a number or a scheme, got {bias!r}")
+    if isinstance(bias, (int, float)):
+        return f"constant {float(bias):g}", float(bias)
+    if isinstance(bias, str) and bias in BIAS_RULES:
+        return bias, None
+    s = get_scheme(bias)
+    if s.fan_based or s.requires_data:
+        raise InitlabError(f"bias scheme {s.spec!r} needs fans or data; use zeros, a constant, uniform or normal")
+    return s.spec, s
+
+
+def _init_bias(t: torch.Tensor, label: str, action: Scheme | float | None, fan_in: int,
+               gen: torch.Generator | None) -> None:
+    if label == "keep":
+        return
+    if label == "zeros":
+        t.zero_()
+    elif label == "fan_in_uniform":
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        tmp = torch.empty(t.shape, dtype=torch.float32).uniform_(-bound, bound, generator=gen)
+        t.copy_(tmp)
+    elif isinstance(action, float):
+        t.fill_(action)
+    else:
+        _draw(action, t, gen, None)
+
+
+def slot_fans(slot: WeightSlot) -> tuple[int, int]:
+    """Fans used for one block of a slot (see :mod:`initlab.schemes.fans`)."""
+    shape = slot.block_shape
+    if len(shape) < 2:
+        return 1, 1
+    return tensor_fans(shape)
+
+
+def apply(model: nn.Module, scheme: "str | Scheme", *, bias: Any = None, seed: int | None = None,
+          generator: torch.Generator | None = None, include: Any = None, data: Any = None) -> InitReport:
+    """Initialize every supported layer of *model* in place with *scheme*.
+
+    Args:
+        model: any ``nn.Module``.
+        scheme: a name, spec string (``"uniform(a=-0.5, b=0.5)"``) or :class:`Scheme`.
+        bias: ``None`` (the scheme's rule: zeros, or U(+-1/sqrt(fan_in)) for torch_default),
+            ``"zeros"``, ``"keep"``, ``"fan_in_uniform"``, a number, or a scheme for biases.
+        seed / generator: where the randomness comes from (``None``: torch's global RNG).
+        include: restrict to modules matching a glob on the module name, a module type,
+            a list of those, or a callable ``(name, module) -> bool``.
+        data: a batch the model can run on; required by data-dependent schemes (LSUV).
+
+    Returns:
+        :class:`InitReport` with one :class:`LayerRecord` per weight and the list of
+        parameterized modules that were not initialized (never skipped silently).
+    """
+    s = get_scheme(scheme)
+    if not isinstance(model, nn.Module):
+        raise InitlabError(f"apply needs a torch nn.Module, got {type(model).__name__}")
+    if s.requires_data and data is None:
+        raise InitlabError(f"scheme {s.spec!r} is data-dependent: pass data=<a batch of inputs>, "
+                           "e.g. 256 training examples")
+    gen = _generator(seed, generator)
+    bias_label, bias_action = _bias_rule(s, bias)
+    slots, unsupported = walk(model, include)
+    if not slots:
+        raise InitlabError(f"{type(model).__name__} has no layer initlab can initialize "
+                           "(Linear, Conv, ConvTranspose, Embedding, RNN/LSTM/GRU); check include=")
+    report = InitReport(s.spec, seed, unsupported=unsupported)
+    with torch.no_grad():
+        for slot in slots:
+            fi, fo = slot_fans(slot)
+            for block in slot.block_views():
+                _draw(s, block, gen, (fi, fo))
+            for b in slot.biases:
+                _init_bias(getattr(slot.module, b).data, bias_label, bias_action, fi, gen)
+        if s.requires_data:
+            report.lsuv = s.fit_(model, data, forward_layers(slots))  # type: ignore[attr-defined]
+    for slot in slots:
+        fi, fo = slot_fans(slot)
+        law = s.law(slot.block_shape, fans=(fi, fo))
+        w = slot.param.detach().double()
+        report.layers.append(LayerRecord(
+            slot.name, slot.kind, tuple(slot.param.shape), slot.blocks, fi, fo, law.family,
+            law.mean, law.std, float(w.mean()), float(w.std(unbiased=False)),
+            bias_label if slot.biases else "none"))
+    return report

@@ -1,0 +1,22 @@
+"""Initialization schemes: pure math, a registry by name, analytic laws.
+
+>>> from initlab.schemes import get_scheme
+>>> s = get_scheme("keras_default")
+>>> round(s.law((256, 784)).std, 4)      # glorot_uniform on a 784->256 Dense layer
+0.0439
+"""
+
+from initlab.schemes.core import (
+    BIAS_RULES, DISTRIBUTIONS, TRUNC_STD_CORRECTION, Sampler, Scheme, variance_scaling,
+)
+from initlab.schemes.fans import fan_for_mode, fans
+from initlab.schemes.gains import gain
+from initlab.schemes.laws import Law
+from initlab.schemes.lsuv import LSUVScheme, LSUVStep
+from initlab.schemes.registry import Entry, entry, get_scheme, parse_spec, register, scheme_names
+
+__all__ = [
+    "BIAS_RULES", "DISTRIBUTIONS", "TRUNC_STD_CORRECTION", "Entry", "LSUVScheme", "LSUVStep", "Law",
+    "Sampler", "Scheme", "entry", "fan_for_mode", "fans", "gain", "get_scheme", "parse_spec",
+    "register", "scheme_names", "variance_scaling",
+]

@@ -1,0 +1,179 @@
+"""The built-in schemes. Each is a small specialization of a sampler in
+:mod:`initlab.schemes.core`; fan-based ones of :class:`VarianceScalingSampler`.
+
+``Var`` below is the variance of one weight entry; ``fan`` is fan_in, fan_out or
+fan_avg = (fan_in + fan_out)/2; ``g`` is a gain from :func:`initlab.schemes.gains.gain`.
+"""
+
+from __future__ import annotations
+
+from initlab.errors import InitlabError
+from initlab.schemes.core import (
+    ConstantSampler, DataDependentSampler, DiracSampler, EyeSampler, NormalSampler,
+    OrthogonalSampler, SparseSampler, TruncNormalSampler, UniformSampler,
+    VarianceScalingSampler as VS,
+)
+from initlab.schemes.gains import gain
+from initlab.schemes.lsuv import LSUVScheme
+from initlab.schemes.registry import Entry, register
+
+TORCH = "PyTorch torch.nn.init"
+KERAS = "Keras keras.initializers"
+JAX = "JAX jax.nn.initializers"
+ARTICLE = "the article 'Effects of Weight Initialization on Neural Networks'"
+GLOROT = "Glorot & Bengio 2010, 'Understanding the difficulty of training deep feedforward neural networks'"
+HE = "He et al. 2015, 'Delving Deep into Rectifiers' (ICCV)"
+LECUN = "LeCun et al. 1998, 'Efficient BackProp'"
+
+
+def _kaiming_scale(a: float, nonlinearity: str) -> float:
+    return gain(nonlinearity, a) ** 2
+
+
+def _sampler_for(dist: str):
+    def build_glorot(gain: float) -> VS:  # noqa: A002 - torch's parameter name
+        return VS(gain * gain, "fan_avg", dist)
+
+    def build_he(a: float, mode: str, nonlinearity: str) -> VS:
+        return VS(_kaiming_scale(a, nonlinearity), mode, dist)
+
+    def build_lecun() -> VS:
+        return VS(1.0, "fan_in", dist)
+
+    return build_glorot, build_he, build_lecun
+
+
+def _register_all() -> None:
+    # --- the article's schemes -------------------------------------------------------
+    register(Entry("zeros", lambda: ConstantSampler(0.0), {}, "w = 0", f"{ARTICLE}; {TORCH}.zeros_",
+                   group="article", aliases=("zero", "torch:zeros", "keras:zeros", "jax:zeros")))
+    register(Entry("ones", lambda: ConstantSampler(1.0), {}, "w = 1", f"{ARTICLE}; {TORCH}.ones_",
+                   group="article", aliases=("one", "torch:ones", "keras:ones", "jax:ones")))
+    register(Entry("uniform_0_1", lambda: UniformSampler(0.0, 1.0), {}, "w ~ U[0, 1]", ARTICLE,
+                   group="article", aliases=("uniform01", "u01")))
+    register(Entry("uniform_centered", lambda: UniformSampler(-0.5, 0.5), {}, "w ~ U[-0.5, 0.5]", ARTICLE,
+                   group="article", aliases=("uniform_pm_half", "uniform_centred")))
+    register(Entry("uniform_recipe", lambda: VS(1.0 / 3.0, "fan_in", "uniform"), {},
+                   "w ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))  (std = 1/sqrt(3 fan_in))",
+                   f"{ARTICLE}: its 'uniform recipe'", group="article", aliases=("article_uniform",),
+                   note="the same law as PyTorch's Linear/Conv default weights"))
+    register(Entry("normal_recipe", lambda: VS(1.0, "fan_in", "normal"), {},
+                   "w ~ N(0, std = 1/sqrt(fan_in))", f"{ARTICLE}: its 'normal recipe'",
+                   group="article", aliases=("article_normal",),
+                   note="the same law as lecun_normal (untruncated)"))
+    register(Entry("keras_default", lambda: VS(1.0, "fan_avg", "uniform"), {},
+                   "w ~ U(-L, L), L = sqrt(6/(fan_in+fan_out)); bias 0  (Keras Dense default)",
+                   f"{KERAS}: Dense(kernel_initializer='glorot_uniform', bias_initializer='zeros')",
+                   group="framework", aliases=("keras:default", "keras:dense_default")))
+
+    # --- basic distributions -----------------------------------------------------------
+    register(Entry("constant", lambda value: ConstantSampler(value), {"value": 0.0}, "w = value",
+                   f"{TORCH}.constant_", aliases=("torch:constant", "keras:constant", "jax:constant")))
+    register(Entry("uniform", lambda a, b: UniformSampler(a, b), {"a": 0.0, "b": 1.0}, "w ~ U[a, b]",
+                   f"{TORCH}.uniform_ (defaults [0, 1]); Keras RandomUniform (defaults [-0.05, 0.05])",
+                   aliases=("torch:uniform",),
+                   dialects={"keras:random_uniform": {"a": -0.05, "b": 0.05}}))
+    register(Entry("normal", lambda mean, std: NormalSampler(mean, std), {"mean": 0.0, "std": 1.0},
+                   "w ~ N(mean, std^2)",
+                   f"{TORCH}.normal_ (std 1); Keras RandomNormal (std 0.05); jax normal (std 0.01)",
+                   aliases=("torch:normal", "gaussian"),
+                   dialects={"keras:random_normal": {"std": 0.05}, "jax:normal": {"std": 0.01}}))
+    register(Entry("trunc_normal", lambda mean, std, a, b: TruncNormalSampler(mean, std, a, b),
+                   {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},
+                   "w ~ N(mean, std^2) restricted to [a, b] (absolute bounds; std NOT corrected)",
+                   f"{TORCH}.trunc_normal_", aliases=("torch:trunc_normal", "truncated_normal_abs")))
+    register(Entry("truncated_normal",
+                   lambda mean, std, lower, upper: TruncNormalSampler(mean, std, mean + lower * std,
+                                                                      mean + upper * std),
+                   {"mean": 0.0, "std": 0.05, "lower": -2.0, "upper": 2.0},
+                   "w ~ N(mean, std^2) restricted to [mean+lower*std, mean+upper*std] "
+                   "(bounds in std units; std NOT corrected)",
+                   f"{KERAS}.TruncatedNormal (std 0.05); {JAX}.truncated_normal (std 0.01)",
+                   aliases=("keras:truncated_normal",), dialects={"jax:truncated_normal": {"std": 0.01}}))
+
+    # --- the fan-based family ---------------------------------------------------------
+    register(Entry("variance_scaling", lambda scale, mode, distribution: VS(scale, mode, distribution),
+                   {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
+                   "Var(w) = scale / fan(mode); uniform: U(+-sqrt(3 Var)); normal: N(0, sqrt(Var)); "
+                   "truncated_normal: N(0, sqrt(Var)/0.8796) cut at +-2 of its std",
+                   f"{KERAS}.VarianceScaling; {JAX}.variance_scaling", group="fan",
+                   aliases=("keras:variance_scaling", "jax:variance_scaling")))
+    dists = {"uniform": "uniform", "normal": "normal", "truncated_normal": "truncated_normal"}
+    for suffix, dist in dists.items():
+        build_glorot, build_he, build_lecun = _sampler_for(dist)
+        shape_txt = {"uniform": "U(+-sqrt(3) s)", "normal": "N(0, s)",
+                     "truncated_normal": "N(0, s/0.8796) cut at +-2 std (Var = s^2)"}[suffix]
+        g_alias = {"uniform": ("xavier_uniform", "torch:xavier_uniform", "keras:glorot_uniform",
+                               "jax:glorot_uniform"),
+                   "normal": ("xavier_normal", "torch:xavier_normal"),
+                   "truncated_normal": ("xavier_truncated_normal", "keras:glorot_normal",
+                                        "jax:glorot_normal")}[suffix]
+        register(Entry(f"glorot_{suffix}", build_glorot, {"gain": 1.0},
+                       f"w ~ {shape_txt}, s = gain * sqrt(2/(fan_in+fan_out))",
+                       GLOROT + {"uniform": f"; {TORCH}.xavier_uniform_; Keras/JAX glorot_uniform",
+                                 "normal": f"; {TORCH}.xavier_normal_ (Keras/JAX glorot_normal are truncated)",
+                                 "truncated_normal": "; Keras/JAX glorot_normal"}[suffix],
+                       group="fan", aliases=g_alias))
+        h_alias = {"uniform": ("kaiming_uniform", "torch:kaiming_uniform", "keras:he_uniform", "jax:he_uniform"),
+                   "normal": ("kaiming_normal", "torch:kaiming_normal"),
+                   "truncated_normal": ("kaiming_truncated_normal", "keras:he_normal", "jax:he_normal")}[suffix]
+        register(Entry(f"he_{suffix}", build_he, {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu"},
+                       f"w ~ {shape_txt}, s = gain(nonlinearity, a) / sqrt(fan(mode)); "
+                       "gain = sqrt(2/(1+a^2)) for leaky_relu",
+                       HE + {"uniform": f"; {TORCH}.kaiming_uniform_; Keras/JAX he_uniform",
+                             "normal": f"; {TORCH}.kaiming_normal_ (Keras/JAX he_normal are truncated)",
+                             "truncated_normal": "; Keras/JAX he_normal"}[suffix],
+                       group="fan", aliases=h_alias))
+        l_alias = {"uniform": ("keras:lecun_uniform", "jax:lecun_uniform"),
+                   "normal": (),
+                   "truncated_normal": ("keras:lecun_normal", "jax:lecun_normal")}[suffix]
+        register(Entry(f"lecun_{suffix}", build_lecun, {},
+                       f"w ~ {shape_txt}, s = 1/sqrt(fan_in)",
+                       LECUN + {"uniform": "; Keras/JAX lecun_uniform",
+                                "normal": " (untruncated; Keras/JAX lecun_normal are truncated)",
+                                "truncated_normal": "; Keras/JAX lecun_normal"}[suffix],
+                       group="fan", aliases=l_alias))
+
+    # --- structured --------------------------------------------------------------------
+    register(Entry("orthogonal", lambda gain: OrthogonalSampler(gain), {"gain": 1.0},
+                   "W = gain * Q, Q Haar-orthogonal on (rows, prod(rest)); W W^T = gain^2 I (rows <= cols)",
+                   f"Saxe et al. 2014, 'Exact solutions to the nonlinear dynamics of learning in deep "
+                   f"linear networks'; {TORCH}.orthogonal_",
+                   group="structured", aliases=("torch:orthogonal", "keras:orthogonal", "jax:orthogonal")))
+    register(Entry("identity", lambda: EyeSampler(), {}, "W = I (ones on the diagonal of a 2-d weight)",
+                   f"{TORCH}.eye_; Keras Identity", group="structured",
+                   aliases=("eye", "torch:eye", "keras:identity")))
+    register(Entry("dirac", lambda groups: DiracSampler(int(groups)), {"groups": 1},
+                   "identity convolution: W[i, i, centre] = 1 within each group",
+                   f"{TORCH}.dirac_", group="structured", aliases=("torch:dirac", "delta")))
+    register(Entry("sparse", lambda sparsity, std: SparseSampler(sparsity, std), {"sparsity": 0.1, "std": 0.01},
+                   "w ~ N(0, std), then ceil(sparsity*rows) entries of each column set to 0",
+                   f"Martens 2010, 'Deep learning via Hessian-free optimization'; {TORCH}.sparse_",
+                   group="structured", aliases=("torch:sparse",)))
+
+    # --- framework defaults ---------------------------------------------------------------
+    register(Entry("torch_default", lambda: VS(1.0 / 3.0, "fan_in", "uniform"), {},
+                   "w ~ U(+-1/sqrt(fan_in)) (kaiming_uniform, a=sqrt(5)); bias ~ U(+-1/sqrt(fan_in))",
+                   f"PyTorch nn.Linear/nn.ConvNd.reset_parameters", group="framework", bias="fan_in_uniform",
+                   aliases=("pytorch_default", "torch:default"),
+                   note="for Linear/Conv; torch's RNN default is U(+-1/sqrt(hidden)) and Embedding's N(0, 1)"))
+    register(Entry("flax_default", lambda: VS(1.0, "fan_in", "truncated_normal"), {},
+                   "w ~ lecun_normal (truncated, Var = 1/fan_in); bias 0",
+                   "Flax linen.Dense default (kernel_init=lecun_normal(), bias_init=zeros)",
+                   group="framework", aliases=("flax:default", "jax:dense_default")))
+
+    # --- data-dependent ---------------------------------------------------------------------
+    register(Entry("lsuv", lambda tol, max_iter: DataDependentSampler(OrthogonalSampler(1.0)),
+                   {"tol": 0.1, "max_iter": 10},
+                   "orthonormal pre-init, then per layer W /= sqrt(Var(out)) until |Var(out) - 1| < tol",
+                   "Mishkin & Matas 2016, 'All you need is a good init' (ICLR); Tol_var=0.1, T_max=10",
+                   group="data", scheme_class=LSUVScheme, aliases=("lsuv_mishkin",)))
+    register(Entry("lsuv_fastai", lambda tol, max_iter: DataDependentSampler(OrthogonalSampler(1.0)),
+                   {"tol": 1e-3, "max_iter": 10},
+                   "orthonormal pre-init, then per layer b -= mean(out) and W /= std(out) until "
+                   "|mean| < tol and |std - 1| < tol",
+                   "fast.ai course part 2 (2019), lesson 11 LSUV notebook", group="data",
+                   scheme_class=LSUVScheme, aliases=("fastai:lsuv",)))
+
+
+_register_all()
