@@ -33,7 +33,7 @@ from initlab import stats
 from initlab.apply import slot_fans
 from initlab.errors import InitlabError
 from initlab.layers import forward_layers, walk
-from initlab.schemes import Scheme, get_scheme
+from initlab.schemes import Scheme, get_scheme, laws
 
 
 @dataclass
@@ -133,8 +133,15 @@ def check(model: nn.Module, scheme: "str | Scheme", *, sigmas: float = 5.0, ks_a
         z_var = _z(v - law.var, math.sqrt(law.var_of_sample_var(n)))
         idx = torch.randperm(n, generator=gen)[:ks_max] if n > ks_max else slice(None)
         sample = w[idx].numpy()
-        d, p = stats.ks_test(sample, law.cdf) if np.isfinite(sample).all() else (1.0, 0.0)
+        cdf = law.cdf
         reasons = []
+        if law.family == "sparse":  # a point mass at 0 plus a normal: check each part
+            p0 = law.params["p_zero"]
+            frac0 = float((w == 0).double().mean())
+            if abs(frac0 - p0) > sigmas * math.sqrt(p0 * (1 - p0) / n) + 1e-12:
+                reasons.append(f"{frac0:.4g} of entries are zero, expected {p0:.4g}")
+            sample, cdf = sample[sample != 0], laws.normal(0.0, law.params["scale"]).cdf
+        d, p = stats.ks_test(sample, cdf) if sample.size and np.isfinite(sample).all() else (1.0, 0.0)
         if not abs(z_var) <= sigmas:
             reasons.append(f"std {math.sqrt(v):.4g} vs expected {law.std:.4g} ({z_var:+.1f} sigma in variance)")
         if not abs(z_mean) <= sigmas:

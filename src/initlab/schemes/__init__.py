@@ -11,12 +11,13 @@ from initlab.schemes.core import (
 )
 from initlab.schemes.fans import fan_for_mode, fans
 from initlab.schemes.gains import gain
+from initlab.schemes import laws
 from initlab.schemes.laws import Law
 from initlab.schemes.lsuv import LSUVScheme, LSUVStep
 from initlab.schemes.registry import Entry, entry, get_scheme, parse_spec, register, scheme_names
 
 __all__ = [
     "BIAS_RULES", "DISTRIBUTIONS", "TRUNC_STD_CORRECTION", "Entry", "LSUVScheme", "LSUVStep", "Law",
-    "Sampler", "Scheme", "entry", "fan_for_mode", "fans", "gain", "get_scheme", "parse_spec",
+    "Sampler", "Scheme", "entry", "fan_for_mode", "fans", "gain", "get_scheme", "laws", "parse_spec",
     "register", "scheme_names", "variance_scaling",
 ]

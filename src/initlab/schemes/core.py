@@ -62,10 +62,9 @@ class Sampler(ABC):
         nd = len(shape)
         if nd < max(self.min_dim, 2 if self.fan_based else 0):
             need = max(self.min_dim, 2 if self.fan_based else 0)
-            raise InitlabError(
-                f"{what} needs a weight of at least {need} dims, got shape {list(shape)}; "
-                "use it on weight matrices/kernels and a constant scheme (e.g. zeros) for biases"
-            )
+            hint = ("; biases and scalars take a constant, uniform or normal scheme" if need == 2
+                    else f"; it is for {need}- to {self.max_dim}-d convolution kernels")
+            raise InitlabError(f"{what} needs a weight of at least {need} dims, got shape {list(shape)}{hint}")
         if self.max_dim is not None and nd > self.max_dim:
             raise InitlabError(f"{what} needs a weight of at most {self.max_dim} dims, got shape {list(shape)}")
 

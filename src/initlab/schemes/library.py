@@ -55,12 +55,10 @@ def _register_all() -> None:
                    group="article", aliases=("uniform_pm_half", "uniform_centred")))
     register(Entry("uniform_recipe", lambda: VS(1.0 / 3.0, "fan_in", "uniform"), {},
                    "w ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))  (std = 1/sqrt(3 fan_in))",
-                   f"{ARTICLE}: its 'uniform recipe'", group="article", aliases=("article_uniform",),
-                   note="the same law as PyTorch's Linear/Conv default weights"))
+                   f"{ARTICLE}: its 'uniform recipe'", group="article", aliases=("article_uniform",)))
     register(Entry("normal_recipe", lambda: VS(1.0, "fan_in", "normal"), {},
                    "w ~ N(0, std = 1/sqrt(fan_in))", f"{ARTICLE}: its 'normal recipe'",
-                   group="article", aliases=("article_normal",),
-                   note="the same law as lecun_normal (untruncated)"))
+                   group="article", aliases=("article_normal",)))
     register(Entry("keras_default", lambda: VS(1.0, "fan_avg", "uniform"), {},
                    "w ~ U(-L, L), L = sqrt(6/(fan_in+fan_out)); bias 0  (Keras Dense default)",
                    f"{KERAS}: Dense(kernel_initializer='glorot_uniform', bias_initializer='zeros')",

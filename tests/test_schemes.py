@@ -1,0 +1,260 @@
+"""Statistical and parity tests of every registered scheme."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sps
+
+from initlab.errors import InitlabError, UnknownNameError
+from initlab.schemes import TRUNC_STD_CORRECTION, fans, gain, get_scheme, scheme_names
+from initlab.schemes.laws import truncated_normal_moments
+
+SHAPE = (600, 1000)  # 600k entries: 5-sigma bounds are tight, KS is powerful
+DIRAC_SHAPE = (48, 48, 3, 3)
+
+
+def _shape_for(name: str) -> tuple[int, ...]:
+    return DIRAC_SHAPE if name == "dirac" else SHAPE
+
+
+def _draw(spec: str, shape=SHAPE, seed: int = 0) -> torch.Tensor:
+    t = torch.empty(shape, dtype=torch.float64)
+    return get_scheme(spec).init_(t, generator=torch.Generator().manual_seed(seed))
+
+
+RANDOM_SPECS = [n for n in scheme_names() if n not in ("lsuv", "lsuv_fastai")
+                and get_scheme(n).law(_shape_for(n)).is_random] + [
+    "uniform(a=-3, b=7)", "normal(mean=2, std=0.5)", "trunc_normal(mean=0.5, std=2, a=-1, b=3)",
+    "truncated_normal(std=0.3, lower=-1, upper=2.5)", "he_normal(a=0.2, mode=fan_out)",
+    "he_uniform(nonlinearity=tanh)", "glorot_normal(gain=2)", "orthogonal(gain=3)",
+    "variance_scaling(scale=2, mode=fan_avg, distribution=uniform)",
+    "variance_scaling(scale=0.5, mode=fan_out, distribution=normal)", "sparse(sparsity=0.5, std=2)",
+    "keras:random_normal", "jax:truncated_normal", "keras:glorot_normal",
+]
+
+
+@pytest.mark.parametrize("spec", RANDOM_SPECS)
+def test_moments_within_5_sigma_and_ks(spec: str) -> None:
+    shape = _shape_for(get_scheme(spec).name)
+    law = get_scheme(spec).law(shape)
+    w = _draw(spec, shape).reshape(-1)
+    n = w.numel()
+    m, v = float(w.mean()), float(w.var(unbiased=False))
+    assert abs(m - law.mean) <= 5 * math.sqrt(law.var / n), (m, law.mean)
+    if law.family != "orthogonal":  # orthogonal entries are dependent: see the exact test below
+        assert abs(v - law.var) <= 5 * math.sqrt(law.var_of_sample_var(n)), (v, law.var)
+    sample = w[torch.randperm(n, generator=torch.Generator().manual_seed(1))[:50000]].numpy()
+    cdf = law.cdf
+    if law.family == "sparse":  # a point mass at 0 plus a normal: test each part
+        assert float((w == 0).double().mean()) == pytest.approx(law.params["p_zero"], abs=1e-12)
+        sample = sample[sample != 0]
+        cdf = sps.norm(0, law.params["scale"]).cdf
+    p = sps.kstest(sample, cdf).pvalue
+    assert p > 1e-4, f"{spec}: KS p={p} against {law.describe()}"
+
+
+@pytest.mark.parametrize("spec,other", [("glorot_uniform", "glorot_normal"), ("he_normal", "he_truncated_normal"),
+                                        ("normal_recipe", "uniform(a=-0.0619, b=0.0619)")])
+def test_ks_tells_families_apart(spec: str, other: str) -> None:
+    """The KS check has power: same variance, another family, is rejected."""
+    w = _draw(other).reshape(-1)[:50000].numpy()
+    law = get_scheme(spec).law(SHAPE)
+    assert sps.kstest(w, law.cdf).pvalue < 1e-6
+
+
+@pytest.mark.parametrize("gain_", [1.0, 0.5, 2.0])
+@pytest.mark.parametrize("shape", [(64, 64), (32, 100), (100, 32), (16, 8, 3, 3)])
+def test_orthogonal_rows_or_columns_orthonormal(gain_: float, shape: tuple[int, ...]) -> None:
+    w = _draw(f"orthogonal(gain={gain_})", shape).reshape(shape[0], -1)
+    rows, cols = w.shape
+    gram = w @ w.T if rows <= cols else w.T @ w
+    torch.testing.assert_close(gram, gain_**2 * torch.eye(min(rows, cols), dtype=w.dtype), atol=1e-10, rtol=0)
+    law = get_scheme(f"orthogonal(gain={gain_})").law(shape)
+    assert float(w.pow(2).mean()) == pytest.approx(law.var + law.mean**2, rel=1e-9)
+
+
+def test_deterministic_schemes_exact() -> None:
+    assert torch.all(_draw("zeros", (5, 7)) == 0) and torch.all(_draw("ones", (5, 7)) == 1)
+    assert torch.all(_draw("constant(0.25)", (3, 4)) == 0.25)
+    torch.testing.assert_close(_draw("identity", (4, 6)), torch.eye(4, 6, dtype=torch.float64))
+    d = _draw("dirac", (4, 4, 3, 3))
+    for i in range(4):
+        assert d[i, i, 1, 1] == 1
+    assert float(d.sum()) == 4
+    law = get_scheme("dirac(groups=2)").law((4, 2, 3))
+    assert law.params["ones"] == 4
+
+
+def test_sparse_exact_zero_count_per_column() -> None:
+    w = _draw("sparse(sparsity=0.3, std=1)", (50, 40))
+    assert torch.all((w == 0).sum(dim=0) == math.ceil(0.3 * 50))
+    # reproducible from the generator alone (torch.nn.init.sparse_ is not)
+    torch.testing.assert_close(w, _draw("sparse(sparsity=0.3, std=1)", (50, 40)))
+
+
+# ---- parity with torch.nn.init --------------------------------------------------------
+
+TORCH_PARITY = [
+    ("uniform(a=-2, b=3)", lambda t, g: torch.nn.init.uniform_(t, -2, 3, generator=g)),
+    ("normal(mean=1, std=2)", lambda t, g: torch.nn.init.normal_(t, 1, 2, generator=g)),
+    ("trunc_normal(mean=0, std=1, a=-1, b=2)", lambda t, g: torch.nn.init.trunc_normal_(t, 0, 1, -1, 2, generator=g)),
+    ("glorot_uniform", lambda t, g: torch.nn.init.xavier_uniform_(t, generator=g)),
+    ("glorot_uniform(gain=2)", lambda t, g: torch.nn.init.xavier_uniform_(t, gain=2, generator=g)),
+    ("glorot_normal", lambda t, g: torch.nn.init.xavier_normal_(t, generator=g)),
+    ("he_uniform", lambda t, g: torch.nn.init.kaiming_uniform_(t, generator=g)),
+    ("he_normal", lambda t, g: torch.nn.init.kaiming_normal_(t, generator=g)),
+    ("he_normal(a=0.1, mode=fan_out)", lambda t, g: torch.nn.init.kaiming_normal_(t, 0.1, "fan_out", generator=g)),
+    ("he_uniform(nonlinearity=relu)", lambda t, g: torch.nn.init.kaiming_uniform_(t, nonlinearity="relu", generator=g)),
+    ("he_normal(nonlinearity=tanh)", lambda t, g: torch.nn.init.kaiming_normal_(t, nonlinearity="tanh", generator=g)),
+    ("he_uniform(a=sqrt(5))", lambda t, g: torch.nn.init.kaiming_uniform_(t, a=math.sqrt(5), generator=g)),
+    ("torch_default", lambda t, g: torch.nn.init.kaiming_uniform_(t, a=math.sqrt(5), generator=g)),
+    ("orthogonal(gain=1.5)", lambda t, g: torch.nn.init.orthogonal_(t, 1.5, generator=g)),
+    ("identity", lambda t, g: torch.nn.init.eye_(t)),
+    ("zeros", lambda t, g: torch.nn.init.zeros_(t)),
+    ("ones", lambda t, g: torch.nn.init.ones_(t)),
+    ("constant(value=0.3)", lambda t, g: torch.nn.init.constant_(t, 0.3)),
+]
+
+
+@pytest.mark.parametrize("spec,torch_init", TORCH_PARITY, ids=[p[0] for p in TORCH_PARITY])
+@pytest.mark.parametrize("shape", [(64, 100), (8, 4, 3, 3)])
+def test_same_values_as_torch_nn_init(spec: str, torch_init, shape) -> None:
+    if spec == "identity" and len(shape) != 2:
+        pytest.skip("eye is 2-d only")
+    ours = get_scheme(spec).init_(torch.empty(shape), generator=torch.Generator().manual_seed(7))
+    theirs = torch_init(torch.empty(shape), torch.Generator().manual_seed(7))
+    # same draws; bounds computed by algebraically equal formulas may differ in the last ulp
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=0)
+
+
+def test_dirac_parity() -> None:
+    ours = get_scheme("dirac(groups=2)").init_(torch.empty(8, 4, 3, 3))
+    theirs = torch.nn.init.dirac_(torch.empty(8, 4, 3, 3), groups=2)
+    assert torch.equal(ours, theirs)
+
+
+def test_torch_default_matches_linear_reset_parameters() -> None:
+    import initlab
+
+    torch.manual_seed(3)
+    ref = torch.nn.Linear(784, 256)
+    mine = torch.nn.Linear(784, 256)
+    initlab.apply(mine, "torch_default", seed=3)
+    torch.testing.assert_close(mine.weight, ref.weight, rtol=1e-6, atol=0)
+    torch.testing.assert_close(mine.bias, ref.bias, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(10, 20), (3, 4, 5), (6, 3, 2, 2), (5, 2, 3, 3, 3), (7, 7)])
+def test_fans_match_torch(shape) -> None:
+    assert fans(shape) == torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+
+
+def test_keras_layout_fans() -> None:
+    assert fans((784, 256), "keras") == (784, 256)  # Dense kernel (in, out)
+    assert fans((3, 3, 16, 32), "keras") == (144, 288)  # Conv2D kernel (kh, kw, in, out)
+    s = get_scheme("keras_default")
+    assert s.law((784, 256), layout="keras").std == pytest.approx(s.law((256, 784)).std)
+
+
+# ---- documented cross-framework facts -------------------------------------------------
+
+def test_default_std_for_784_to_256() -> None:
+    w = (256, 784)
+    assert round(get_scheme("keras_default").law(w).std, 4) == 0.0439
+    assert round(get_scheme("torch_default").law(w).std, 4) == 0.0206
+    assert round(get_scheme("flax_default").law(w).std, 4) == 0.0357
+    assert get_scheme("uniform_recipe").law(w).std == pytest.approx(1 / math.sqrt(3 * 784))
+    assert get_scheme("normal_recipe").law(w).std == pytest.approx(1 / math.sqrt(784))
+
+
+def test_truncation_constant_is_std_of_truncated_standard_normal() -> None:
+    _, var, _ = truncated_normal_moments(-2.0, 2.0)
+    assert math.sqrt(var) == pytest.approx(TRUNC_STD_CORRECTION, abs=1e-12)
+    assert sps.truncnorm(-2, 2).std() == pytest.approx(TRUNC_STD_CORRECTION, abs=1e-12)
+
+
+def test_dialects_resolve_to_framework_meaning() -> None:
+    assert get_scheme("keras:glorot_normal").name == "glorot_truncated_normal"
+    assert get_scheme("jax:he_normal").name == "he_truncated_normal"
+    assert get_scheme("torch:xavier_normal").name == "glorot_normal"
+    assert get_scheme("keras:random_normal").params["std"] == 0.05
+    assert get_scheme("jax:truncated_normal").params["std"] == 0.01
+    # raw vs variance-corrected truncated normal
+    raw = get_scheme("truncated_normal(std=0.1)").law((10, 10))
+    assert raw.std == pytest.approx(0.1 * TRUNC_STD_CORRECTION)
+    corrected = get_scheme("variance_scaling(scale=0.01, mode=fan_in)").law((10, 1))
+    assert corrected.std == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("linear", 1.0), ("sigmoid", 1.0), ("tanh", 5 / 3), ("relu", math.sqrt(2)), ("selu", 0.75),
+    ("leaky_relu", math.sqrt(2 / (1 + 0.01**2))), ("conv2d", 1.0)])
+def test_gains_match_torch(name: str, expected: float) -> None:
+    assert gain(name) == pytest.approx(torch.nn.init.calculate_gain(name))
+    assert gain(name) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("name,fn", [("gelu", torch.nn.functional.gelu), ("silu", torch.nn.functional.silu)])
+def test_gelu_silu_gain_preserves_second_moment(name: str, fn) -> None:
+    z = torch.randn(2_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert gain(name) == pytest.approx(1 / math.sqrt(float(fn(z).pow(2).mean())), rel=3e-3)
+
+
+def test_spec_round_trip_and_config() -> None:
+    for spec in ["he_normal(a=0.1, mode=fan_out)", "uniform(a=-0.5, b=0.5)", "constant(value=0.1)",
+                 "he_uniform(a=2.23606797749979)", "orthogonal"]:
+        s = get_scheme(spec)
+        assert get_scheme(s.spec) == s
+        assert get_scheme(s.config()) == s
+    assert get_scheme("constant(0.1)").params == {"value": 0.1}
+    assert get_scheme("uniform(-1, 1)").spec == "uniform(a=-1.0)"  # b=1 is the default
+    assert get_scheme("Glorot-Uniform").name == "glorot_uniform"
+
+
+# ---- bad input -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec,fragment", [
+    ("he_normla", "did you mean he_normal"),
+    ("glorot", "did you mean"),
+    ("normal(std=-1)", "std must be >= 0"),
+    ("uniform(a=2, b=1)", "a <= b"),
+    ("sparse(sparsity=1.0)", "sparsity must be in [0, 1)"),
+    ("sparse(sparsity=-0.1)", "sparsity must be in [0, 1)"),
+    ("he_normal(mode=fan_sideways)", "unknown mode"),
+    ("he_normal(b=1)", "has no parameter 'b'"),
+    ("he_normal(nonlinearity=swish)", "unknown nonlinearity"),
+    ("normal(std=abc)", "must be a number"),
+    ("uniform(a=1", "malformed"),
+    ("variance_scaling(distribution=cauchy)", "unknown distribution"),
+])
+def test_bad_specs_raise_one_clear_line(spec: str, fragment: str) -> None:
+    with pytest.raises(InitlabError) as err:
+        get_scheme(spec)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_name_is_keyerror_too() -> None:
+    with pytest.raises(UnknownNameError):
+        get_scheme("nope_nope")
+    with pytest.raises(KeyError):
+        get_scheme("nope_nope")
+
+
+@pytest.mark.parametrize("shape", [(), (10,)])
+@pytest.mark.parametrize("spec", ["he_normal", "glorot_uniform", "lecun_truncated_normal", "orthogonal",
+                                  "normal_recipe"])
+def test_fan_based_schemes_reject_0d_and_1d(spec: str, shape) -> None:
+    with pytest.raises(InitlabError, match="at least 2 dims"):
+        get_scheme(spec).init_(torch.empty(shape))
+    with pytest.raises(InitlabError, match="at least 2 dims"):
+        get_scheme(spec).law(shape)
+
+
+def test_non_fan_schemes_accept_vectors() -> None:
+    assert get_scheme("normal(std=2)").init_(torch.empty(10)).shape == (10,)
+    assert torch.all(get_scheme("zeros").init_(torch.empty(())) == 0)
