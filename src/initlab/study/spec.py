@@ -1,0 +1,325 @@
+"""Study spec files (TOML).
+
+Schema (every table and key is optional; a key not given comes from ``preset`` when one is
+named, else from the defaults shown, which are the article's settings)::
+
+    [study]
+    name = "my-study"          # default: the preset's name, else the file name without .toml
+    preset = "seed"            # start from a preset (seed, deep, smoke); the rest overrides it
+    seeds = 3                  # a count (seeds 0..N-1) or a list such as [0, 5, 7]
+    epochs = 10
+
+    [data]
+    dataset = "fashion-mnist"  # or several: datasets = ["fashion-mnist", "mnist"]
+    validation = "test"        # the official test set (the article), or a hold-out fraction
+    limit_train = 5000         # keep only the first N training examples (default: all)
+    limit_val = 1000           # ... and validation examples
+
+    [model]                    # one model; its keys override the base model
+    hidden = [256, 128]        #   (the preset's model, else the article's MLP)
+    activation = "relu"        # relu, tanh, sigmoid, selu, gelu, silu, leaky_relu, linear
+    dropout = 0.2
+    in_features = 784
+    out_features = 10
+    name = "article-mlp"       # label in tables (default: e.g. mlp-256x128-relu-d0.2)
+
+    [[models]]                 # or several variants (instead of [model]); each overrides
+    hidden = [512]             # the base model like [model] does
+    [[models]]
+    hidden = [256, 256, 256, 256]
+
+    [schemes]
+    list = ["zeros", "he_normal", "uniform(a=-0.5, b=0.5)"]   # default: the article's seven
+
+    [train]                    # TrainConfig settings except epochs (in [study]) and device
+    lr = 0.001
+    batch_size = 128
+    eps = 1e-7                 # Adam epsilon; Keras' default, as in the article
+    betas = [0.9, 0.999]
+    log_every = 50             # record the training loss every N steps
+    shuffle = true
+    probe_size = 512           # validation images used for activation statistics
+    hist_bins = 40             # bins of the weight histograms
+
+Errors are :class:`~initlab.errors.InitlabError` messages of one line starting with
+``FILE:LINE:`` where the line is known: TOML syntax errors (from ``tomllib``), unknown
+tables or keys (naming the key and listing the valid ones), and bad values.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from initlab.engine.config import TrainConfig
+from initlab.engine.models import MLPSpec
+from initlab.errors import InitlabError, suggest
+from initlab.study.config import (
+    StudyConfig,
+    canonical_scheme,
+    normalize_seeds,
+    split_scheme_list,
+    train_fields,
+)
+from initlab.study.presets import get_preset
+
+__all__ = ["VALID_KEYS", "load_spec", "parse_spec"]
+
+_MODEL_KEYS = tuple(MLPSpec.__dataclass_fields__)
+
+#: Valid keys per table ("" is the top level).
+VALID_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("study", "data", "model", "models", "schemes", "train"),
+    "study": ("name", "preset", "seeds", "epochs"),
+    "data": ("dataset", "datasets", "validation", "limit_train", "limit_val"),
+    "model": _MODEL_KEYS,
+    "models": _MODEL_KEYS,
+    "schemes": ("list",),
+    "train": tuple(f for f in train_fields() if f != "epochs"),
+}
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?")
+_AT_LINE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+class _Source:
+    """The spec text plus best-effort line lookup for error messages."""
+
+    def __init__(self, text: str, name: str) -> None:
+        self.lines = text.splitlines()
+        self.name = name
+
+    def line_of(self, table: str, key: str | None = None, index: int | None = None) -> int | None:
+        """1-based line of ``key`` inside ``[table]`` (the ``index``-th ``[[table]]``), or of
+        the table header when the key is not found, or ``None``."""
+        current, count, header_line = "", -1, None
+        for i, raw in enumerate(self.lines, start=1):
+            m = _HEADER.match(raw)
+            if m:
+                current = m.group(2).strip().strip("\"'")
+                if current == table:
+                    count += 1
+                    if index is None or count == index:
+                        header_line = i
+                continue
+            in_table = current == table and (index is None or count == index)
+            if key is not None and in_table and re.match(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", raw):
+                return i
+            if key is not None and table and current == "" and re.match(
+                rf"^\s*{re.escape(table)}\s*\.\s*{re.escape(key)}\s*=", raw
+            ):
+                return i
+        if table == "" and key is not None:
+            for i, raw in enumerate(self.lines, start=1):
+                m = _HEADER.match(raw)
+                if m and m.group(2).strip() == key:
+                    return i
+        return header_line
+
+    def error(self, message: str, line: int | None, cls: type[InitlabError] = InitlabError) -> InitlabError:
+        where = f"{self.name}:{line}" if line else self.name
+        return cls(f"{where}: {message}")
+
+    @contextmanager
+    def at(self, table: str, key: str | None = None, index: int | None = None) -> Iterator[None]:
+        """Re-raise InitlabErrors inside the block with this location prefixed."""
+        try:
+            yield
+        except (InitlabError, TypeError, ValueError) as exc:
+            label = _where(table, key, index)
+            message = f"{label}: {exc}" if label else str(exc)
+            cls = type(exc) if isinstance(exc, InitlabError) else InitlabError
+            raise self.error(message, self.line_of(table, key, index), cls) from None
+
+
+def _where(table: str, key: str | None, index: int | None) -> str:
+    t = f"[[{table}]] #{index + 1}" if index is not None else (f"[{table}]" if table else "")
+    if key is None:
+        return t
+    return f"{t} {key}".strip()
+
+
+def _check_keys(src: _Source, table: str, d: Mapping[str, Any], index: int | None = None) -> None:
+    valid = VALID_KEYS[table]
+    for key in d:
+        if key not in valid:
+            hint = ""
+            if table == "train" and key == "epochs":
+                hint = " (epochs goes in [study])"
+            elif table == "train" and key in ("device", "eval_batch_size"):
+                hint = " (an execution setting: pass it to 'initlab run' instead)"
+            place = f"in {_where(table, None, index)}" if table else "at the top level"
+            raise src.error(
+                f"unknown key {key!r} {place}{hint}{suggest(key, list(valid))}; "
+                f"valid keys: {', '.join(valid)}",
+                src.line_of(table, key, index),
+            )
+
+
+def _table(src: _Source, doc: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise src.error(f"'{name}' must be a table ([{name}]), got {value!r}", src.line_of("", name))
+    _check_keys(src, name, value)
+    return value
+
+
+def _string(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InitlabError(f"{what} must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _check_model_entry(entry: Mapping[str, Any]) -> None:
+    """Type checks of a [model] / [[models]] table before building the MLPSpec."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if "hidden" in entry:
+        h = entry["hidden"]
+        if not isinstance(h, list) or not all(is_int(v) for v in h):
+            raise InitlabError(f"hidden must be a list of layer widths (integers), got {h!r}")
+    for key in ("in_features", "out_features"):
+        if key in entry and not is_int(entry[key]):
+            raise InitlabError(f"{key} must be an integer, got {entry[key]!r}")
+    if "dropout" in entry and (isinstance(entry["dropout"], bool)
+                               or not isinstance(entry["dropout"], (int, float))):
+        raise InitlabError(f"dropout must be a number in [0, 1), got {entry['dropout']!r}")
+    for key in ("activation", "name"):
+        if key in entry and not isinstance(entry[key], str):
+            raise InitlabError(f"{key} must be a string, got {entry[key]!r}")
+
+
+def _tomllib_location(exc: tomllib.TOMLDecodeError) -> tuple[str, int | None, int | None]:
+    """Message and position of a TOML syntax error (``lineno``/``colno`` on Python >= 3.14,
+    parsed from the message's ``(at line L, column C)`` before)."""
+    msg = str(exc.args[0]) if exc.args else str(exc)
+    line, col = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+    m = _AT_LINE.search(msg)
+    if m:
+        msg = msg[: m.start()]
+        line, col = line or int(m.group(1)), col or int(m.group(2))
+    return (getattr(exc, "msg", None) or msg), line, col
+
+
+def parse_spec(text: str, source: str = "<spec>", default_name: str = "study") -> StudyConfig:
+    """Parse a spec's TOML ``text`` into a validated :class:`StudyConfig`.
+
+    ``source`` names the text in error messages; ``default_name`` is the study name when
+    neither ``[study] name`` nor a preset gives one.
+    """
+    src = _Source(text, source)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg, line, col = _tomllib_location(exc)
+        where = f"{source}:{line}:{col}" if line and col else (f"{source}:{line}" if line else source)
+        raise InitlabError(f"{where}: malformed TOML: {msg}; fix the syntax there") from None
+    _check_keys(src, "", doc)
+
+    study = _table(src, doc, "study")
+    data = _table(src, doc, "data")
+    schemes = _table(src, doc, "schemes")
+    train = _table(src, doc, "train")
+
+    base = StudyConfig()
+    if "preset" in study:
+        with src.at("study", "preset"):
+            base = get_preset(_string(study["preset"], "preset"))
+    kw: dict[str, Any] = base.to_dict()
+    kw["name"] = base.name if "preset" in study else default_name
+    kw["models"] = list(base.models)
+
+    if "name" in study:
+        with src.at("study", "name"):
+            kw["name"] = _string(study["name"], "name")
+    if "seeds" in study:
+        with src.at("study", "seeds"):
+            kw["seeds"] = normalize_seeds(study["seeds"])
+    train_kw = dict(base.train)
+    if "epochs" in study:
+        with src.at("study", "epochs"):
+            e = study["epochs"]
+            if isinstance(e, bool) or not isinstance(e, int) or e < 1:
+                raise InitlabError(f"epochs must be an integer >= 1, got {e!r}")
+            train_kw["epochs"] = e
+
+    # data
+    if "dataset" in data and "datasets" in data:
+        raise src.error("give either 'dataset' or 'datasets' in [data], not both",
+                        src.line_of("data", "datasets"))
+    if "dataset" in data:
+        with src.at("data", "dataset"):
+            kw["datasets"] = [_string(data["dataset"], "dataset")]
+            StudyConfig(datasets=kw["datasets"])  # validate the name here, with the location
+    if "datasets" in data:
+        with src.at("data", "datasets"):
+            ds = data["datasets"]
+            if not isinstance(ds, list) or not ds:
+                raise InitlabError(f"datasets must be a non-empty list of names, got {ds!r}")
+            kw["datasets"] = [_string(d, "a dataset") for d in ds]
+            StudyConfig(datasets=kw["datasets"])  # validate names here, with the location
+    for key in ("validation", "limit_train", "limit_val"):
+        if key in data:
+            with src.at("data", key):
+                kw[key] = data[key]
+                StudyConfig(**{key: data[key]})
+
+    # models
+    if "model" in doc and "models" in doc:
+        raise src.error("give either [model] or [[models]], not both", src.line_of("", "models"))
+    base_model = base.models[0].to_dict() if len(base.models) == 1 else MLPSpec().to_dict()
+    base_model["name"] = ""
+    if "model" in doc:
+        entry = _table(src, doc, "model")
+        with src.at("model"):
+            _check_model_entry(entry)
+            kw["models"] = [MLPSpec.from_dict({**base_model, **entry})]
+    if "models" in doc:
+        entries = doc["models"]
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+            raise src.error("'models' must be an array of tables ([[models]])", src.line_of("", "models"))
+        specs = []
+        for i, entry in enumerate(entries):
+            _check_keys(src, "models", entry, i)
+            with src.at("models", None, i):
+                _check_model_entry(entry)
+                specs.append(MLPSpec.from_dict({**base_model, **entry}))
+        kw["models"] = specs
+
+    # schemes
+    if "list" in schemes:
+        with src.at("schemes", "list"):
+            value = schemes["list"]
+            if isinstance(value, str):
+                value = split_scheme_list(value)
+            if not isinstance(value, list) or not value:
+                raise InitlabError(f"list must be a non-empty list of scheme names, got {value!r}")
+            kw["schemes"] = [canonical_scheme(_string(s, "a scheme")) for s in value]
+
+    # training settings: checked one by one so errors point at their line
+    for key, value in train.items():
+        with src.at("train", key):
+            TrainConfig.from_dict({key: value})
+        train_kw[key] = value
+    kw["train"] = train_kw
+
+    with src.at(""):
+        return StudyConfig.from_dict(kw)
+
+
+def load_spec(path: str | os.PathLike[str]) -> StudyConfig:
+    """Read and parse a spec file (see the module docstring for the schema)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InitlabError(f"spec file {str(p)!r} does not exist; pass the path of a .toml study spec")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InitlabError(f"cannot read spec file {str(p)!r} ({exc}); check the path and encoding") from None
+    return parse_spec(text, source=str(p), default_name=p.stem)

@@ -1,0 +1,651 @@
+"""The results store: one SQLite file per run directory, ``RUN_DIR/initlab.sqlite``.
+
+Durability and kill-safety
+--------------------------
+The database runs in WAL mode with ``synchronous=NORMAL``. Every write method is one
+transaction (``BEGIN IMMEDIATE ... COMMIT``), so each is all-or-nothing: a process killed
+with SIGKILL at any instant leaves the file consistent, holding exactly the transactions
+that committed. With WAL, ``NORMAL`` loses no committed transaction when only the process
+dies (the WAL is in the OS page cache); after an OS crash or power loss the last few
+commits may roll back, but the database is never corrupted. An epoch's metrics, layer
+statistics, histograms and step losses are written in the same transaction, so no epoch
+is ever half-written.
+
+Resume policy
+-------------
+:meth:`Store.attach` binds a :class:`~initlab.study.cell.Study` to the store:
+
+* an empty store records the study and its cells (status ``pending``);
+* the same study (equal :attr:`Study.fingerprint`, i.e. the same set of cell keys) is a
+  resume: cells ``done``/``diverged`` are kept, cells ``running`` (interrupted) or
+  ``failed`` are reset to ``pending`` and their partial rows deleted, in one transaction;
+* a different study raises :class:`~initlab.errors.InitlabError`: one run directory holds
+  one study (use a new directory for a new grid).
+
+Tables (schema version :data:`SCHEMA_VERSION`)
+----------------------------------------------
+``schema_version(version)``; ``meta(key, value JSON)``; ``study(name, fingerprint,
+config JSON, created, versions JSON)``; ``cells(key, idx, scheme, seed, model, dataset,
+grp, spec JSON, status, attempts, started, finished, wall, diverged_epoch, diverged_step,
+error, init JSON)``; ``epochs(cell, epoch, train_loss, train_acc, val_loss, val_acc, wall,
+extra JSON)``; ``steps(cell, step, epoch, loss, acc, extra JSON)``; ``layer_stats(cell,
+epoch, layer, name, stats JSON)``; ``histograms(cell, epoch, layer, kind, name, edges JSON,
+counts JSON)``; ``events(cell, seq, kind, epoch, step, detail JSON)``.
+
+Conventions: epoch ``0`` is the state at initialization, ``1..E`` after each epoch;
+accuracies are fractions in [0, 1]; a NaN metric is stored as SQL NULL and read back as
+NaN; times are Unix seconds (``time.time()``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from initlab.errors import InitlabError
+from initlab.study.cell import Cell, Study
+
+__all__ = [
+    "DB_NAME",
+    "FINAL_STATUSES",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "CellRecord",
+    "ResumeInfo",
+    "Store",
+    "StudyRecord",
+    "package_versions",
+]
+
+DB_NAME = "initlab.sqlite"
+SCHEMA_VERSION = 1
+STATUSES = ("pending", "running", "done", "diverged", "failed")
+#: Statuses of finished cells (kept on resume).
+FINAL_STATUSES = ("done", "diverged")
+#: Metric columns of the ``epochs`` table; other metric keys go to its ``extra`` JSON.
+EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "wall")
+
+_SCHEMA = [
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE study (
+        id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        config TEXT NOT NULL, created REAL NOT NULL, versions TEXT NOT NULL)""",
+    f"""CREATE TABLE cells (
+        key TEXT PRIMARY KEY, idx INTEGER NOT NULL UNIQUE, scheme TEXT NOT NULL,
+        seed INTEGER NOT NULL, model TEXT NOT NULL, dataset TEXT NOT NULL, grp TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN {STATUSES!r}),
+        attempts INTEGER NOT NULL DEFAULT 0, started REAL, finished REAL, wall REAL,
+        diverged_epoch INTEGER, diverged_step INTEGER, error TEXT, init TEXT)""",
+    """CREATE TABLE epochs (
+        cell TEXT NOT NULL REFERENCES cells(key), epoch INTEGER NOT NULL,
+        train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, wall REAL, extra TEXT,
+        PRIMARY KEY (cell, epoch))""",
+    """CREATE TABLE steps (
+        cell TEXT NOT NULL REFERENCES cells(key), step INTEGER NOT NULL, epoch INTEGER,
+        loss REAL, acc REAL, extra TEXT, PRIMARY KEY (cell, step))""",
+    """CREATE TABLE layer_stats (
+        cell TEXT NOT NULL REFERENCES cells(key), epoch INTEGER NOT NULL,
+        layer INTEGER NOT NULL, name TEXT NOT NULL, stats TEXT NOT NULL,
+        PRIMARY KEY (cell, epoch, layer))""",
+    """CREATE TABLE histograms (
+        cell TEXT NOT NULL REFERENCES cells(key), epoch INTEGER NOT NULL,
+        layer INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+        edges TEXT NOT NULL, counts TEXT NOT NULL, PRIMARY KEY (cell, epoch, layer, kind))""",
+    """CREATE TABLE events (
+        cell TEXT NOT NULL REFERENCES cells(key), seq INTEGER NOT NULL, kind TEXT NOT NULL,
+        epoch INTEGER, step INTEGER, detail TEXT, PRIMARY KEY (cell, seq))""",
+]
+_ROW_TABLES = ("epochs", "steps", "layer_stats", "histograms", "events")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _real(value: Any) -> float | None:
+    """A float for a REAL column: NaN becomes NULL (SQLite's own behaviour, made explicit)."""
+    if value is None:
+        return None
+    x = float(value)
+    return None if math.isnan(x) else x
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python, SQLite and the packages results depend on (without importing
+    them: :mod:`importlib.metadata`)."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    for pkg in ("initlab", "torch", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:  # pragma: no cover - always installed
+            out[pkg] = "unknown"
+    return out
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """The ``study`` row."""
+
+    name: str
+    fingerprint: str
+    config: dict[str, Any]
+    created: float
+    versions: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """A ``cells`` row, with the :class:`Cell` rebuilt from its spec."""
+
+    key: str
+    index: int
+    scheme: str
+    seed: int
+    model: str
+    dataset: str
+    group: str
+    status: str
+    attempts: int
+    started: float | None
+    finished: float | None
+    wall: float | None
+    diverged_epoch: int | None
+    diverged_step: int | None
+    error: str | None
+    init: Any
+    cell: Cell
+
+    @property
+    def finished_ok(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class ResumeInfo:
+    """What :meth:`Store.attach` found: a new study, or how much of an old one is done."""
+
+    new: bool
+    total: int
+    finished: int
+    reset: int  # interrupted/failed cells reset to pending
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.finished
+
+
+class Store:
+    """Results of one study in ``RUN_DIR/initlab.sqlite``; see the module docstring.
+
+    Use :meth:`open` (or :meth:`create`) and close it (or use ``with``). One process writes
+    at a time; readers (e.g. ``initlab summary`` on a running study) may read concurrently.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, run_dir: str | os.PathLike[str], *, create: bool = False) -> Store:
+        """Open the store of ``run_dir``; with ``create`` make the directory and an empty
+        store when missing. Without ``create`` a missing directory or store is an error."""
+        rd = Path(run_dir)
+        path = rd / DB_NAME
+        if not create:
+            if not rd.is_dir():
+                raise InitlabError(
+                    f"run directory {str(rd)!r} does not exist; pass a directory written by 'initlab run'"
+                )
+            if not path.is_file():
+                raise InitlabError(
+                    f"no results store ({DB_NAME}) in {str(rd)!r}; pass a directory written by 'initlab run'"
+                )
+        else:
+            try:
+                rd.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InitlabError(f"cannot create run directory {str(rd)!r}: {exc.strerror}; choose a writable path") from None
+        try:
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}",
+                uri=True,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                timeout=30.0,
+            )
+        except sqlite3.Error as exc:
+            raise InitlabError(f"cannot open results store {str(path)!r}: {exc}; check the path and permissions") from None
+        store = cls(conn, path)
+        try:
+            store._setup()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise InitlabError(
+                f"{str(path)!r} is not a usable initlab store ({exc}); use another run directory"
+            ) from None
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @classmethod
+    def create(cls, run_dir: str | os.PathLike[str]) -> Store:
+        """``open(run_dir, create=True)``."""
+        return cls.open(run_dir, create=True)
+
+    def _setup(self) -> None:
+        c = self._conn
+        c.execute("PRAGMA busy_timeout = 30000")
+        mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # pragma: no cover - e.g. some network filesystems
+            raise sqlite3.DatabaseError(f"cannot switch to WAL journal mode (got {mode})")
+        c.execute("PRAGMA synchronous = NORMAL")
+        c.execute("PRAGMA foreign_keys = ON")
+        has_version = c.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'"
+        ).fetchone()
+        if not has_version:
+            others = c.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            if others:
+                raise sqlite3.DatabaseError("it holds tables but no initlab schema_version")
+            with self._tx():
+                for stmt in _SCHEMA:
+                    c.execute(stmt)
+                c.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            return
+        row = c.execute("SELECT version FROM schema_version").fetchone()
+        version = row[0] if row else None
+        if version != SCHEMA_VERSION:
+            raise InitlabError(
+                f"results store {str(self.path)!r} has schema version {version}, this initlab "
+                f"reads version {SCHEMA_VERSION}; use the initlab version that wrote it"
+            )
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` takes the write lock up front)."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    # -- study and cells ---------------------------------------------------------------
+
+    def attach(self, study: Study) -> ResumeInfo:
+        """Record ``study`` in an empty store, or resume it; see the module docstring."""
+        with self._tx() as c:
+            row = c.execute("SELECT name, fingerprint FROM study").fetchone()
+            if row is None:
+                c.execute(
+                    "INSERT INTO study (id, name, fingerprint, config, created, versions) "
+                    "VALUES (1, ?, ?, ?, ?, ?)",
+                    (study.name, study.fingerprint, _dumps(study.config), time.time(),
+                     _dumps(package_versions())),
+                )
+                c.executemany(
+                    "INSERT INTO cells (key, idx, scheme, seed, model, dataset, grp, spec) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (cell.key, i, cell.scheme, cell.seed, cell.model_label, cell.dataset,
+                         cell.group, _dumps(cell.to_dict()))
+                        for i, cell in enumerate(study.cells)
+                    ],
+                )
+                return ResumeInfo(new=True, total=len(study), finished=0, reset=0)
+            name, fingerprint = row
+            if fingerprint != study.fingerprint:
+                stored = {k for (k,) in c.execute("SELECT key FROM cells")}
+                common = len(stored & {cell.key for cell in study.cells})
+                raise InitlabError(
+                    f"{str(self.run_dir)!r} holds a different study ({name!r}, {len(stored)} "
+                    f"cells; this one has {len(study)}, {common} in common); use a new run "
+                    f"directory, or the original settings to resume"
+                )
+            stale = [k for (k,) in c.execute(
+                "SELECT key FROM cells WHERE status IN ('running', 'failed')")]
+            self._reset(c, stale)
+            finished = c.execute(
+                f"SELECT count(*) FROM cells WHERE status IN {FINAL_STATUSES!r}").fetchone()[0]
+            return ResumeInfo(new=False, total=len(study), finished=finished, reset=len(stale))
+
+    def _reset(self, c: sqlite3.Connection, keys: Sequence[str]) -> None:
+        for key in keys:
+            for table in _ROW_TABLES:
+                c.execute(f"DELETE FROM {table} WHERE cell = ?", (key,))
+            c.execute(
+                "UPDATE cells SET status='pending', started=NULL, finished=NULL, wall=NULL, "
+                "diverged_epoch=NULL, diverged_step=NULL, error=NULL, init=NULL WHERE key = ?",
+                (key,),
+            )
+
+    def study_record(self) -> StudyRecord | None:
+        """The stored study row, or ``None`` for an empty store."""
+        row = self._conn.execute(
+            "SELECT name, fingerprint, config, created, versions FROM study").fetchone()
+        if row is None:
+            return None
+        return StudyRecord(row[0], row[1], _loads(row[2]), row[3], _loads(row[4]))
+
+    def load_study(self) -> Study:
+        """Rebuild the stored :class:`Study` (cells in their original order)."""
+        rec = self.study_record()
+        if rec is None:
+            raise InitlabError(f"results store {str(self.path)!r} holds no study yet; run one first")
+        cells = [Cell.from_dict(_loads(spec)) for (spec,) in
+                 self._conn.execute("SELECT spec FROM cells ORDER BY idx")]
+        return Study(rec.name, tuple(cells), rec.config)
+
+    _CELL_COLS = ("key, idx, scheme, seed, model, dataset, grp, status, attempts, started, "
+                  "finished, wall, diverged_epoch, diverged_step, error, init, spec")
+
+    def cells(self, status: str | Iterable[str] | None = None) -> list[CellRecord]:
+        """Cell rows in study order, optionally only those with the given status(es)."""
+        sql = f"SELECT {self._CELL_COLS} FROM cells"
+        args: tuple[Any, ...] = ()
+        if status is not None:
+            wanted = (status,) if isinstance(status, str) else tuple(status)
+            bad = [s for s in wanted if s not in STATUSES]
+            if bad:
+                raise InitlabError(f"unknown cell status {bad[0]!r}; statuses are {', '.join(STATUSES)}")
+            sql += f" WHERE status IN ({','.join('?' * len(wanted))})"
+            args = wanted
+        rows = self._conn.execute(sql + " ORDER BY idx", args).fetchall()
+        return [
+            CellRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                       r[12], r[13], r[14], _loads(r[15]), Cell.from_dict(_loads(r[16])))
+            for r in rows
+        ]
+
+    def pending_cells(self) -> list[Cell]:
+        """Cells still to run, in study order."""
+        return [r.cell for r in self.cells("pending")]
+
+    def status_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for status, n in self._conn.execute("SELECT status, count(*) FROM cells GROUP BY status"):
+            counts[status] = n
+        return counts
+
+    def _require(self, c: sqlite3.Connection, key: str, statuses: Sequence[str]) -> None:
+        row = c.execute("SELECT status FROM cells WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise InitlabError(f"cell {key!r} is not part of the stored study; attach the study first")
+        if row[0] not in statuses:
+            raise InitlabError(
+                f"cell {key!r} is {row[0]}, expected {' or '.join(statuses)}; "
+                f"mark it running before recording results"
+            )
+
+    def mark_running(self, keys: Iterable[str]) -> None:
+        """Pending cells start: status ``running``, ``started`` now, one more attempt."""
+        now = time.time()
+        with self._tx() as c:
+            for key in keys:
+                self._require(c, key, ("pending",))
+                c.execute(
+                    "UPDATE cells SET status='running', started=?, attempts=attempts+1 WHERE key=?",
+                    (now, key),
+                )
+
+    def mark_finished(
+        self,
+        key: str,
+        *,
+        wall: float | None = None,
+        diverged: bool = False,
+        diverged_epoch: int | None = None,
+        diverged_step: int | None = None,
+    ) -> str:
+        """A running cell finished: status ``diverged`` when ``diverged`` or a divergence
+        epoch or step is given, else ``done``. Returns the status written."""
+        diverged = diverged or diverged_epoch is not None or diverged_step is not None
+        status = "diverged" if diverged else "done"
+        with self._tx() as c:
+            self._require(c, key, ("running",))
+            c.execute(
+                "UPDATE cells SET status=?, finished=?, wall=?, diverged_epoch=?, diverged_step=? "
+                "WHERE key=?",
+                (status, time.time(), _real(wall), diverged_epoch, diverged_step, key),
+            )
+        return status
+
+    def mark_failed(self, keys: Iterable[str], error: str) -> None:
+        """Running cells failed with ``error`` (an exception's text); they rerun on resume."""
+        with self._tx() as c:
+            for key in keys:
+                self._require(c, key, ("running",))
+                c.execute(
+                    "UPDATE cells SET status='failed', finished=?, error=? WHERE key=?",
+                    (time.time(), error, key),
+                )
+
+    # -- results -------------------------------------------------------------------------
+
+    def record_init(self, key: str, records: Any) -> None:
+        """JSON-able initialization records of a running cell (e.g. an InitReport's
+        layers as dicts)."""
+        with self._tx() as c:
+            self._require(c, key, ("running",))
+            c.execute("UPDATE cells SET init=? WHERE key=?", (_dumps(records), key))
+
+    def record_epoch(
+        self,
+        key: str,
+        epoch: int,
+        metrics: Mapping[str, Any],
+        *,
+        layers: Sequence[Mapping[str, Any]] = (),
+        histograms: Sequence[Mapping[str, Any]] = (),
+        steps: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Everything about one epoch of a running cell, in one transaction.
+
+        Args:
+            metrics: ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``wall``
+                (any may be missing or NaN); other keys are kept in ``extra``.
+            layers: per-layer statistics; each dict has ``name`` (str) and optionally
+                ``layer`` (int; default its position); the rest is stored as JSON.
+            histograms: each dict has ``edges`` and ``counts`` (lists), ``name``, and
+                optionally ``layer`` (default: position) and ``kind`` (default ``weight``).
+            steps: step records, as for :meth:`record_steps`.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise InitlabError(f"epoch must be an integer >= 0, got {epoch!r}")
+        extra = {k: v for k, v in metrics.items() if k not in EPOCH_COLUMNS}
+        layer_rows = []
+        for i, layer in enumerate(layers):
+            d = dict(layer)
+            name = str(d.pop("name", i))
+            idx = int(d.pop("layer", i))
+            layer_rows.append((key, epoch, idx, name, _dumps(d)))
+        hist_rows = []
+        for i, h in enumerate(histograms):
+            try:
+                edges, counts = list(h["edges"]), list(h["counts"])
+            except KeyError as exc:
+                raise InitlabError(f"a histogram needs 'edges' and 'counts', missing {exc.args[0]!r}") from None
+            if len(edges) != len(counts) + 1:
+                raise InitlabError(
+                    f"histogram {h.get('name', i)!r}: {len(edges)} edges for {len(counts)} counts; "
+                    f"need one edge more than counts"
+                )
+            hist_rows.append((key, epoch, int(h.get("layer", i)), str(h.get("kind", "weight")),
+                              str(h.get("name", i)), _dumps(edges), _dumps(counts)))
+        with self._tx() as c:
+            self._require(c, key, ("running",))
+            try:
+                c.execute(
+                    "INSERT INTO epochs (cell, epoch, train_loss, train_acc, val_loss, val_acc, "
+                    "wall, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (key, epoch, *(_real(metrics.get(k)) for k in EPOCH_COLUMNS),
+                     _dumps(extra) if extra else None),
+                )
+                c.executemany("INSERT INTO layer_stats VALUES (?, ?, ?, ?, ?)", layer_rows)
+                c.executemany("INSERT INTO histograms VALUES (?, ?, ?, ?, ?, ?, ?)", hist_rows)
+                self._insert_steps(c, key, steps)
+            except sqlite3.IntegrityError as exc:
+                raise InitlabError(
+                    f"epoch {epoch} of cell {key} is already (partly) recorded ({exc}); "
+                    f"each epoch, layer and step is recorded once"
+                ) from None
+
+    def _insert_steps(self, c: sqlite3.Connection, key: str, steps: Sequence[Mapping[str, Any]]) -> None:
+        rows = []
+        for s in steps:
+            d = dict(s)
+            try:
+                step = int(d.pop("step"))
+            except KeyError:
+                raise InitlabError("a step record needs a 'step' number") from None
+            epoch = d.pop("epoch", None)
+            loss, acc = d.pop("loss", None), d.pop("acc", d.pop("accuracy", None))
+            rows.append((key, step, epoch, _real(loss), _real(acc), _dumps(d) if d else None))
+        c.executemany("INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def record_steps(self, key: str, steps: Sequence[Mapping[str, Any]]) -> None:
+        """Step-level training records of a running cell: dicts with ``step`` (global
+        optimizer step), optionally ``epoch``, ``loss``, ``acc`` (or ``accuracy``); other
+        keys are kept as JSON."""
+        with self._tx() as c:
+            self._require(c, key, ("running",))
+            try:
+                self._insert_steps(c, key, steps)
+            except sqlite3.IntegrityError as exc:
+                raise InitlabError(f"a step of cell {key} is already recorded ({exc})") from None
+
+    def record_event(
+        self,
+        key: str,
+        kind: str,
+        *,
+        epoch: int | None = None,
+        step: int | None = None,
+        detail: Any = None,
+    ) -> None:
+        """An event of a running cell (e.g. ``kind="diverged"``), with JSON-able detail."""
+        with self._tx() as c:
+            self._require(c, key, ("running",))
+            seq = c.execute("SELECT coalesce(max(seq), -1) + 1 FROM events WHERE cell=?", (key,)).fetchone()[0]
+            c.execute(
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                (key, seq, kind, epoch, step, None if detail is None else _dumps(detail)),
+            )
+
+    # -- meta ----------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON-able run-info value (device, wall time, ...) under ``key``."""
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, _dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return default if row is None else _loads(row[0])
+
+    def meta(self) -> dict[str, Any]:
+        return {k: _loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta ORDER BY key")}
+
+    # -- reading results -------------------------------------------------------------------
+
+    def epochs(self, key: str | None = None) -> list[dict[str, Any]]:
+        """Epoch rows (``cell``, ``epoch``, metrics, ``extra`` merged in), by cell order
+        then epoch. Missing metrics are NaN."""
+        sql = ("SELECT e.cell, e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.wall, "
+               "e.extra FROM epochs e JOIN cells c ON c.key = e.cell")
+        args: tuple[Any, ...] = ()
+        if key is not None:
+            sql, args = sql + " WHERE e.cell = ?", (key,)
+        out = []
+        for r in self._conn.execute(sql + " ORDER BY c.idx, e.epoch", args):
+            d = {"cell": r[0], "epoch": r[1]}
+            d.update({k: _nan(v) for k, v in zip(EPOCH_COLUMNS, r[2:7])})
+            d.update(_loads(r[7]) or {})
+            out.append(d)
+        return out
+
+    def steps(self, key: str) -> list[dict[str, Any]]:
+        out = []
+        for step, epoch, loss, acc, extra in self._conn.execute(
+            "SELECT step, epoch, loss, acc, extra FROM steps WHERE cell=? ORDER BY step", (key,)
+        ):
+            d = {"step": step, "epoch": epoch, "loss": _nan(loss), "acc": _nan(acc)}
+            d.update(_loads(extra) or {})
+            out.append(d)
+        return out
+
+    def layer_stats(self, key: str, epoch: int | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT epoch, layer, name, stats FROM layer_stats WHERE cell=?", [key]
+        if epoch is not None:
+            sql += " AND epoch=?"
+            args.append(epoch)
+        return [
+            {"epoch": e, "layer": layer, "name": name, **_loads(stats)}
+            for e, layer, name, stats in self._conn.execute(sql + " ORDER BY epoch, layer", args)
+        ]
+
+    def histograms(self, key: str, epoch: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT epoch, layer, kind, name, edges, counts FROM histograms WHERE cell=?"
+        args: list[Any] = [key]
+        if epoch is not None:
+            sql += " AND epoch=?"
+            args.append(epoch)
+        return [
+            {"epoch": e, "layer": layer, "kind": kind, "name": name,
+             "edges": _loads(edges), "counts": _loads(counts)}
+            for e, layer, kind, name, edges, counts in
+            self._conn.execute(sql + " ORDER BY epoch, layer, kind", args)
+        ]
+
+    def events(self, key: str | None = None) -> list[dict[str, Any]]:
+        sql = ("SELECT ev.cell, ev.seq, ev.kind, ev.epoch, ev.step, ev.detail FROM events ev "
+               "JOIN cells c ON c.key = ev.cell")
+        args: tuple[Any, ...] = ()
+        if key is not None:
+            sql, args = sql + " WHERE ev.cell = ?", (key,)
+        return [
+            {"cell": r[0], "seq": r[1], "kind": r[2], "epoch": r[3], "step": r[4], "detail": _loads(r[5])}
+            for r in self._conn.execute(sql + " ORDER BY c.idx, ev.seq", args)
+        ]
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check`` (``"ok"`` for a sound file)."""
+        return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
