@@ -30,6 +30,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--data-dir", help="data root holding fashion-mnist/ and mnist/ (else $INITLAB_DATA_DIR, "
                                       "then the user cache; missing files are downloaded)")
+    p.add_argument("--no-download", action="store_true", help="never download missing data files")
     p.add_argument("--limit-train", type=int, help="train on the first N training images only")
     p.add_argument("--limit-val", type=int, help="validate on the first N validation images only")
     p.add_argument("--max-group", type=int, help="train at most this many models at once (memory bound)")
@@ -70,7 +71,8 @@ def _writable_dir(path: Path) -> Path:
 class Progress:
     """One status line: model-epochs done, ETA, and the latest val accuracy per scheme."""
 
-    def __init__(self, total: int, stream: Any = sys.stderr, enabled: bool = True) -> None:
+    def __init__(self, total: int, stream: Any = None, enabled: bool = True) -> None:
+        stream = sys.stderr if stream is None else stream
         self.total, self.done, self.stream = total, 0, stream
         self.enabled = enabled
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
@@ -130,12 +132,13 @@ class _ProgressSink:
         self._progress.update(c.scheme, c.seed, epoch, dict(metrics))
 
 
-def _check_data(study: Any, data_dir: str | None) -> None:
+def _check_data(study: Any, data_dir: str | None, download: bool) -> None:
     """Fail fast (before any store is written) when a dataset cannot be loaded."""
     from initlab.data import load_dataset
 
     for ds, validation in {(c.dataset, c.validation) for c in study.cells}:
-        load_dataset(ds, data_dir=data_dir, validation=validation, limit_train=1, limit_val=1)
+        load_dataset(ds, data_dir=data_dir, validation=validation, limit_train=1, limit_val=1,
+                     download=download)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, limit_train=args.limit_train or config.limit_train,
                                      limit_val=args.limit_val or config.limit_val)
     study = config.expand()
-    _check_data(study, args.data_dir)
+    _check_data(study, args.data_dir, not args.no_download)
     out = _writable_dir(Path(args.out) if args.out else Path("runs") / study.name)
 
     store = Store.create(out)
