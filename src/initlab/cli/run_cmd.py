@@ -215,6 +215,8 @@ def _after_run(out: Path, args: argparse.Namespace) -> int:
     for what, step in steps:
         try:
             result = step()
+            if isinstance(result, list):
+                result = f"{len(result)} run(s) written" + (f" under {args.tensorboard}" if what == "tensorboard" else "")
             print(f"{what}: {result}", file=sys.stderr)
         except InitlabError as exc:
             print(f"initlab: error: {what}: {exc}", file=sys.stderr)

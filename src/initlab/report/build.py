@@ -1,0 +1,365 @@
+"""``build_report(run_dir)``: the study report as one self-contained HTML file plus PNGs.
+
+Writes ``RUN_DIR/report.html`` and ``RUN_DIR/figures/*.png``. Sections (each a
+``<section id=...>``): ``summary`` (per-scheme table), ``curves`` (learning curves),
+``weights`` (std by depth, per-layer histograms at init vs after training and over
+epochs, with a layer selector), ``activations``, ``conformance`` (realized vs expected
+std at init), ``probe`` (only when the study recorded a probe) and ``run``
+(configuration, versions, device, wall time, cells).
+
+Layouts scale with the study: one colour per scheme, small multiples with one panel per
+scheme, one selectable layer at a time, heatmaps over layers and epochs. A study with
+several models or datasets gets each section once per ``(model, dataset)`` group.
+Statistics use finished cells only; an interrupted study is reported from what finished
+and marked *partial*.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from initlab.report import html as H
+from initlab.report.conformance import conformance
+from initlab.report.plotting import Figure, scheme_colors
+from initlab.report.runinfo import header, run_section
+from initlab.report.summary import SchemeSummary, summarize
+from initlab.report.types import CellData, RunData
+
+__all__ = ["build_report", "REPORT_NAME", "FIGURE_DIR", "SECTIONS"]
+
+REPORT_NAME = "report.html"
+FIGURE_DIR = "figures"
+#: Section ids always present in the page (``probe`` is added when a probe was recorded).
+SECTIONS: tuple[str, ...] = ("summary", "curves", "weights", "activations", "conformance", "run")
+
+_TITLES = {"summary": "Summary", "curves": "Learning curves", "weights": "Weights",
+           "activations": "Activations", "conformance": "Conformance at init", "probe": "Signal probe",
+           "run": "Run"}
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    if x is None or not math.isfinite(x):
+        return "–"
+    return f"{x:.{digits}g}"
+
+
+def _pm(mean: float, half: float, scale: float, digits: int) -> str:
+    if not math.isfinite(mean):
+        return "–"
+    text = f"{mean * scale:.{digits}f}"
+    return f"{text} ± {half * scale:.{digits}f}" if math.isfinite(half) else f"{text} ± n/a"
+
+
+def _slug(i: int) -> str:
+    return f"g{i + 1}"
+
+
+class _Ctx:
+    """What the section builders share: the run, output paths, colours, figures made."""
+
+    def __init__(self, run: RunData, fig_dir: Path) -> None:
+        self.run = run
+        self.fig_dir = fig_dir
+        self.colors = scheme_colors(run.schemes())
+        self.groups = run.groups()
+        self.multi = len(self.groups) > 1
+        self.figures: list[Figure] = []
+
+    def title(self, model: str, dataset: str) -> str:
+        return f"{model} on {dataset}"
+
+    def by_scheme(self, model: str, dataset: str) -> dict[str, list[CellData]]:
+        out = {}
+        for s in self.run.schemes():
+            cells = self.run.cells_of(model, dataset, s)
+            if cells:
+                out[s] = cells
+        return out
+
+    def add(self, make: Callable[..., Figure], *args: Any) -> Figure:
+        fig = make(*args)
+        self.figures.append(fig)
+        return fig
+
+    def path(self, name: str) -> Path:
+        return self.fig_dir / name
+
+    def heading(self, i: int, model: str, dataset: str) -> str:
+        return f"<h3>{H.esc(self.title(model, dataset))}</h3>" if self.multi else ""
+
+
+# -- sections ------------------------------------------------------------------------------
+
+
+def _summary_rows(rows: list[SchemeSummary], target: float) -> tuple[list[list[Any]], list[list[str]]]:
+    body, classes = [], []
+    for r in rows:
+        if r.is_best:
+            vs, vs_cls = "best", "best"
+        elif math.isfinite(r.p_vs_best):
+            vs = (f"p = {r.p_vs_best:.2g}, " + ("differs" if r.significant else "n.s."),
+                  "Welch t-test of final validation accuracy against the best scheme")
+            vs_cls = "sig" if r.significant else ""
+        else:
+            vs, vs_cls = ("n/a", "needs at least 2 finished seeds here and in the best scheme"), "na"
+        if r.reached_target:
+            reach = f"{r.epochs_to_target:.1f} ({r.reached_target}/{r.n_finished})"
+        else:
+            reach = f"never (0/{r.n_finished})" if r.n_finished else "–"
+        best = f"{r.best_epoch} ({r.best_acc * 100:.2f}%)" if r.best_epoch is not None else "–"
+        body.append([r.scheme, f"{r.n_done}/{r.n_seeds}", _pm(r.acc_mean, r.acc_ci, 100, 2),
+                     _pm(r.loss_mean, r.loss_ci, 1, 4), best, reach, str(r.diverged), vs])
+        classes.append(["", "", "best" if r.is_best else "", "", "", "", "sig" if r.diverged else "",
+                        vs_cls])
+    return body, classes
+
+
+def _section_summary(ctx: _Ctx, target: float, alpha: float) -> str:
+    parts = []
+    header = ["scheme", "seeds done", "final val acc % (95% CI)", "final val loss (95% CI)",
+              "best epoch (mean acc)", f"epochs to {target * 100:g}%", "diverged", "vs best (Welch)"]
+    for i, (model, dataset) in enumerate(ctx.groups):
+        rows = summarize(ctx.run, model, dataset, target=target, alpha=alpha)
+        body, classes = _summary_rows(rows, target)
+        parts.append(ctx.heading(i, model, dataset) + H.table(header, body, classes=classes))
+    parts.append(
+        f'<p class="note">Final values are after each seed\'s last epoch, over the seeds that '
+        f'finished without diverging; ± is the half-width of the 95% t confidence interval '
+        f'(n/a with one seed). Best epoch maximizes the seed-mean validation accuracy. Epochs to '
+        f'{target * 100:g}%: the mean first epoch reaching it, over the finished seeds that did. '
+        f'"vs best": Welch\'s t-test of final validation accuracy against the best scheme; '
+        f'"differs" when p &lt; {alpha:g} (no multiple-comparison correction; with k schemes a '
+        f'Bonferroni reading is p &lt; {alpha:g}/(k-1)).</p>')
+    return "".join(parts)
+
+
+def _section_curves(ctx: _Ctx) -> str:
+    from initlab.report.fig_curves import accuracy_small_multiples, learning_curves
+
+    parts = []
+    for i, (model, dataset) in enumerate(ctx.groups):
+        by = ctx.by_scheme(model, dataset)
+        parts.append(ctx.heading(i, model, dataset))
+        if not by:
+            parts.append('<p class="note">No cell of this group has finished yet.</p>')
+            continue
+        title = ctx.title(model, dataset)
+        f1 = ctx.add(learning_curves, by, ctx.colors, ctx.path(f"{_slug(i)}_curves.png"), title)
+        f2 = ctx.add(accuracy_small_multiples, by, ctx.colors, ctx.path(f"{_slug(i)}_val_acc_small.png"), title)
+        parts.append(H.figure(f1, "Mean over seeds (line) and min–max over seeds (band); loss axes "
+                                  "turn logarithmic when the loss spans more than two decades."))
+        parts.append(H.figure(f2, "Validation accuracy, one panel per scheme."))
+    return "".join(parts)
+
+
+def _layer_labels(cells: list[CellData]) -> dict[int, str]:
+    labels: dict[int, str] = {}
+    for c in cells:
+        for rec in c.init:
+            if rec.layer not in labels and len(rec.shape) == 2:
+                labels[rec.layer] = f"layer {rec.layer} ({rec.shape[1]}→{rec.shape[0]})"
+    return labels
+
+
+def _section_weights(ctx: _Ctx) -> str:
+    from initlab.report.fig_weights import layer_figures, layers_of, std_by_depth
+
+    parts = []
+    for i, (model, dataset) in enumerate(ctx.groups):
+        by = ctx.by_scheme(model, dataset)
+        parts.append(ctx.heading(i, model, dataset))
+        cells = [c for cs in by.values() for c in cs]
+        layers = layers_of(cells)
+        if not layers:
+            parts.append('<p class="note">No weight statistics were recorded for finished cells.</p>')
+            continue
+        title = ctx.title(model, dataset)
+        f = ctx.add(std_by_depth, by, ctx.colors, ctx.path(f"{_slug(i)}_weight_std.png"), title)
+        parts.append(H.figure(f, "Weight std per layer (seed mean), at init and after training."))
+        group = f"{_slug(i)}-weights"
+        parts.append(H.layer_selector(group, layers, _layer_labels(cells)))
+        slug = _slug(i)
+        figs = layer_figures(by, layers, ctx.colors,
+                             lambda kind, layer: ctx.path(f"{slug}_{kind}_L{layer:02d}.png"), title)
+        for layer in layers:
+            fh, fe = figs[layer]
+            ctx.figures.extend([fh, fe])
+            parts.append(H.layer_block(group, layer, H.figure(
+                fh, f"Layer {layer}: weight histograms pooled over seeds, init (grey) vs after "
+                    f"training (colour), each scaled to a peak of 1.") + H.figure(
+                fe, f"Layer {layer}: weight distribution per epoch (rows, init at the bottom), "
+                    f"each row scaled to its peak, square-root colour scale.")))
+    return "".join(parts)
+
+
+def _section_activations(ctx: _Ctx) -> str:
+    from initlab.report.fig_activations import activation_depth, activation_evolution, activation_layers
+
+    parts = []
+    for i, (model, dataset) in enumerate(ctx.groups):
+        by = ctx.by_scheme(model, dataset)
+        parts.append(ctx.heading(i, model, dataset))
+        if not activation_layers([c for cs in by.values() for c in cs]):
+            parts.append('<p class="note">No activation statistics were recorded '
+                         '(the study ran with probe_size = 0, or nothing finished).</p>')
+            continue
+        title = ctx.title(model, dataset)
+        f = ctx.add(activation_depth, by, ctx.colors, ctx.path(f"{_slug(i)}_act_depth.png"), title)
+        parts.append(H.figure(f, "Post-activation mean, std and fraction of exact zeros per layer on "
+                                 "the fixed probe batch (eval mode), seed mean."))
+        for stat, name in (("post_mean", "mean"), ("post_std", "std"), ("post_frac_zero", "zero")):
+            fe = ctx.add(activation_evolution, by, stat, ctx.path(f"{_slug(i)}_act_{name}_epochs.png"), title)
+            parts.append(H.figure(fe, "Per layer (rows) and epoch (columns), one panel per scheme, "
+                                      "shared colour scale."))
+    return "".join(parts)
+
+
+def _section_conformance(ctx: _Ctx) -> str:
+    from initlab.report.conformance import REL_TOL, SIGMAS
+    from initlab.report.fig_conformance import conformance_figure
+
+    parts = []
+    for i, (model, dataset) in enumerate(ctx.groups):
+        parts.append(ctx.heading(i, model, dataset))
+        tab = conformance(ctx.run, model, dataset)
+        tab = {s: tab[s] for s in ctx.run.schemes() if s in tab}
+        if not tab:
+            parts.append('<p class="note">No initialization records were stored for this group.</p>')
+            continue
+        f = ctx.add(conformance_figure, tab, ctx.path(f"{_slug(i)}_conformance.png"), ctx.title(model, dataset))
+        parts.append(H.figure(f, "log2 of realized / expected weight std at init; x marks a flagged layer."))
+        schemes = list(tab)
+        layers = sorted({layer for rows in tab.values() for layer in rows})
+        body, classes, flagged = [], [], []
+        for layer in layers:
+            row: list[Any] = [f"layer {layer}"]
+            cls = [""]
+            for s in schemes:
+                c = tab[s].get(layer)
+                if c is None:
+                    row.append("–")
+                    cls.append("na")
+                    continue
+                tip = (f"{s}, {c.name}: expected std {_fmt(c.expected_std)}, realized {_fmt(c.realized_std)}"
+                       f" (mean of {c.seeds} seed{'s' if c.seeds != 1 else ''})")
+                if c.flagged is None:
+                    row.append(("n/a", tip + "; no a-priori law (data-dependent scheme)"))
+                    cls.append("na")
+                elif not c.expected_std > 0:
+                    row.append(("0" if not c.flagged else f"✗ {_fmt(c.realized_std, 3)}", tip))
+                    cls.append("flag" if c.flagged else "")
+                else:
+                    row.append((("✗ " if c.flagged else "") + f"{c.ratio:.3f}", tip))
+                    cls.append("flag" if c.flagged else "")
+                if c.flagged:
+                    flagged.append(f"{s}, layer {layer} ({c.name}): realized std {_fmt(c.realized_std)} vs "
+                                   f"expected {_fmt(c.expected_std)} ({c.flagged_seeds}/{c.seeds} seeds)")
+            body.append(row)
+            classes.append(cls)
+        parts.append(H.table(["layer", *schemes], body, classes=classes,
+                             caption="realized / expected weight std at init (hover for values)"))
+        if flagged:
+            parts.append("<p><b>Flagged:</b></p><ul>" + "".join(f"<li>{H.esc(x)}</li>" for x in flagged) + "</ul>")
+        else:
+            parts.append('<p class="note">No layer is flagged.</p>')
+    parts.append(
+        f'<p class="note">A layer is flagged when its realized std is more than {SIGMAS:g} standard '
+        f'errors from the scheme\'s expected std (se = σ·sqrt((κ−1)/4n), κ the law\'s kurtosis, '
+        f'n the number of weights), or, where that error cannot be sized, more than '
+        f'{REL_TOL * 100:g}% off; constant laws must give std 0. Data-dependent schemes (LSUV) '
+        f'have no a-priori std (n/a).</p>')
+    return "".join(parts)
+
+
+def _probe_result(raw: Any) -> Any:
+    """A probe result object with ``save_figures``, from what the study stored."""
+    if hasattr(raw, "save_figures"):
+        return raw
+    try:
+        from initlab.probe.result import ProbeResult
+    except ImportError:  # pragma: no cover - the probe is part of the package
+        return None
+    from_dict = getattr(ProbeResult, "from_dict", None)
+    if isinstance(raw, dict) and from_dict is not None:
+        try:
+            return from_dict(raw)
+        except (KeyError, TypeError, ValueError):  # a layout this version cannot read
+            return None
+    return None
+
+
+def _section_probe(ctx: _Ctx) -> str:
+    """Figures of the study's signal-propagation probe, drawn by
+    :func:`initlab.probe.figures.save_probe_figures` (needs a stored probe result that
+    :class:`initlab.probe.result.ProbeResult` can rebuild, or the object itself)."""
+    from initlab.report.plotting import load_png
+
+    result = _probe_result(ctx.run.probe)
+    if result is None:
+        return ('<p class="note">The study recorded a signal-propagation probe, but this initlab '
+                'cannot rebuild it for drawing; run <code>initlab probe</code> for its figures.</p>')
+    parts = []
+    for p in result.save_figures(ctx.fig_dir / "probe") or []:
+        p = Path(p)
+        if p.suffix.lower() == ".png" and p.is_file():
+            fig = load_png(p, f"probe: {p.stem}")
+            ctx.figures.append(fig)
+            parts.append(H.figure(fig, f"Signal propagation at init: {p.stem.removeprefix('probe_')}."))
+    return "".join(parts) or '<p class="note">The probe produced no figures.</p>'
+
+
+def build_report(run_dir: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
+                 data: RunData | None = None, target: float = 0.8, alpha: float = 0.05) -> Path:
+    """Write the report of ``run_dir`` and return the path of the HTML file.
+
+    Args:
+        run_dir: a run directory written by ``initlab run``.
+        out: where to write the HTML (default ``RUN_DIR/report.html``); the PNG figures go
+            to a ``figures`` directory beside it.
+        data: the already loaded results (default: :func:`initlab.report.rundata.load_run`).
+        target: the accuracy of the "epochs to" column.
+        alpha: the significance level of the comparison with the best scheme.
+
+    Raises:
+        InitlabError: the directory is missing, empty, or holds no study.
+    """
+    from initlab.errors import InitlabError
+    from initlab.report.rundata import load_run
+
+    if not 0.0 < target <= 1.0:
+        raise InitlabError(f"target accuracy must be a fraction in (0, 1], got {target}")
+    if not 0.0 < alpha < 1.0:
+        raise InitlabError(f"significance level must be in (0, 1), got {alpha}")
+    t0 = time.perf_counter()
+    run = data if data is not None else load_run(run_dir)
+    html_path = Path(out) if out is not None else Path(run_dir) / REPORT_NAME
+    fig_dir = html_path.parent / FIGURE_DIR
+    try:
+        fig_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InitlabError(f"cannot write figures to {str(fig_dir)!r}: {exc.strerror}; "
+                           f"choose a writable --out") from None
+    ctx = _Ctx(run, fig_dir)
+    sections: list[tuple[str, str]] = [
+        ("summary", _section_summary(ctx, target, alpha)),
+        ("curves", _section_curves(ctx)),
+        ("weights", _section_weights(ctx)),
+        ("activations", _section_activations(ctx)),
+        ("conformance", _section_conformance(ctx)),
+    ]
+    if run.probe is not None:
+        sections.append(("probe", _section_probe(ctx)))
+    sections.append(("run", run_section(run, len(ctx.figures), fig_dir, time.perf_counter() - t0)))
+    body = "".join(
+        f'<section id="{sid}" data-section="{sid}"><h2>{H.esc(_TITLES[sid])}</h2>{content}</section>\n'
+        for sid, content in sections)
+    doc = H.page(f"initlab report: {run.name}", header(run), [(s, _TITLES[s]) for s, _ in sections], body)
+    tmp = html_path.with_name(html_path.name + ".tmp")
+    tmp.write_text(doc, encoding="utf-8")
+    tmp.replace(html_path)
+    return html_path

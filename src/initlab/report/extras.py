@@ -1,0 +1,44 @@
+"""Optional dependencies of the exports, imported only when an export needs them.
+
+===========  ===========================  =====================================
+extra        packages                     used by
+===========  ===========================  =====================================
+tensorboard  ``tensorboard``              :func:`~initlab.report.export_tensorboard`
+wandb        ``wandb``                    :func:`~initlab.report.export_wandb`
+parquet      ``pandas``, ``pyarrow``      ``export_tables(..., format="parquet")``
+===========  ===========================  =====================================
+
+A missing package raises :class:`~initlab.errors.InitlabError` with one line naming the
+feature and the install command, e.g.
+``TensorBoard export needs the 'tensorboard' package; install it with
+pip install 'initlab[tensorboard]'``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from initlab.errors import InitlabError
+
+__all__ = ["EXTRAS", "require"]
+
+#: extra name -> (feature, packages it provides).
+EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tensorboard": ("TensorBoard export", ("tensorboard",)),
+    "wandb": ("W&B export", ("wandb",)),
+    "parquet": ("Parquet export", ("pandas", "pyarrow")),
+}
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import ``module`` (e.g. ``"tensorboard.compat.proto.summary_pb2"``), or raise the
+    one-line install hint of ``extra``."""
+    feature, _ = EXTRAS[extra]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        top = (exc.name or module).split(".")[0]
+        raise InitlabError(
+            f"{feature} needs the '{top}' package; install it with pip install 'initlab[{extra}]'"
+        ) from None

@@ -1,0 +1,430 @@
+"""initlab.report: reading a run directory, the summary/conformance/histogram maths, and
+the HTML report (structure, self-containment, partial studies, bad directories).
+
+The browser rendering test lives in tests/test_report_browser.py; exports in
+tests/test_export.py. ``real_run`` (also used there) trains a real 2 schemes x 2 seeds
+study for 2 epochs on small synthetic images in about two seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from initlab.errors import InitlabError
+from initlab.report import build_report, load_run
+from initlab.report.build import SECTIONS
+from initlab.report.conformance import conformance, judge
+from initlab.report.fig_curves import needs_log
+from initlab.report.histo import common_edges, occupied, pooled, rebin
+from initlab.report.summary import final_metric, summarize
+from initlab.report.synthetic import synthetic_run
+from initlab.report.types import CellData, InitRecord, RunData
+
+SCHEMES = ("ones", "he_normal")
+
+
+def _images(seed: int = 0):
+    """A learnable 10-class problem on 64 features: class prototypes plus noise."""
+    import torch
+
+    from initlab.engine.inputs import TrainData
+
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(10, 64, generator=g)
+
+    def make(n: int):
+        y = torch.randint(0, 10, (n,), generator=g)
+        return (protos[y] + 0.3 * torch.rand(n, 64, generator=g)).clamp(0, 1), y
+
+    (tx, ty), (vx, vy) = make(512), make(256)
+    return TrainData(tx, ty, vx, vy)
+
+
+def study_config(epochs: int = 2):
+    from initlab.engine.models import MLPSpec
+    from initlab.study import StudyConfig
+
+    return StudyConfig(
+        name="tiny", schemes=SCHEMES, seeds=(0, 1),
+        models=(MLPSpec(in_features=64, hidden=(32, 16), out_features=10),),
+        datasets=("fashion-mnist",), validation="test", limit_train=512, limit_val=256,
+        train={"epochs": epochs, "batch_size": 64, "log_every": 2, "probe_size": 64, "hist_bins": 20},
+    )
+
+
+def real_run(run_dir: Path, *, interrupt_after_groups: int | None = None) -> Path:
+    """Train the tiny study into ``run_dir`` with the study runner and the batched engine.
+    With ``interrupt_after_groups`` (groups of 2 cells) the run is stopped by a
+    KeyboardInterrupt, as Ctrl-C would, leaving the next group's cells ``running``."""
+    from initlab.study import Store, run_study
+    from initlab.study.local import engine_train_group
+
+    data = _images()
+    train = engine_train_group(loader=lambda cell: data)
+    calls = {"n": 0}
+
+    def train_group(cells, sink):
+        if interrupt_after_groups is not None and calls["n"] >= interrupt_after_groups:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        train(cells, sink)
+
+    with Store.create(run_dir) as store:
+        try:
+            run_study(study_config().expand(), store, train_group,
+                      max_group_size=2 if interrupt_after_groups is not None else None)
+        except KeyboardInterrupt:
+            pass
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return real_run(tmp_path_factory.mktemp("tiny") / "run")
+
+
+# -- reading a run directory -------------------------------------------------------------------
+
+
+def test_load_run_reads_every_recorded_table(tiny_run: Path) -> None:
+    from initlab.study import Store
+
+    run = load_run(tiny_run)
+    assert run.name == "tiny" and not run.partial
+    assert [(c.scheme, c.seed) for c in run.cells] == [(s, k) for s in SCHEMES for k in (0, 1)]
+    with Store.open(tiny_run) as store:
+        epochs = store.epochs()
+        for cell in run.cells:
+            rows = [r for r in epochs if r["cell"] == cell.key]
+            assert list(cell.metrics["epoch"]) == [r["epoch"] for r in rows] == [0, 1, 2]
+            np.testing.assert_array_equal(cell.metrics["val_acc"], [r["val_acc"] for r in rows])
+            assert list(cell.steps["step"]) == [s["step"] for s in store.steps(cell.key)]
+            hists = store.histograms(cell.key)
+            w1 = cell.param(1, "weight")
+            stored = [h for h in hists if h["layer"] == 1 and h["kind"] == "weight"]
+            assert w1.name == stored[0]["name"] == "1.weight"
+            np.testing.assert_array_equal(w1.hist_counts[2], stored[2]["counts"])
+            np.testing.assert_array_equal(w1.hist_edges[2], stored[2]["edges"])
+            assert w1.quantiles.shape == (3, len(w1.quantile_levels))
+            stats = store.layer_stats(cell.key, epoch=1)
+            assert cell.activation(2).stat("post_std", 1) == stats[1]["activation"]["post_std"]
+            assert w1.stat("std", 1) == stats[0]["weight"]["std"]
+            # init records come from initlab.apply and are matched to layers by tensor name
+            assert [r.layer for r in cell.init] == [1, 2, 3]
+            assert cell.init[0].shape == (32, 64) and cell.init[0].numel == 2048
+    assert run.meta["versions"]["torch"] and run.meta["device"]
+
+
+def test_bad_run_directories_get_one_line_messages(tmp_path: Path) -> None:
+    with pytest.raises(InitlabError, match="does not exist"):
+        load_run(tmp_path / "nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InitlabError, match="is empty"):
+        build_report(empty)
+    (empty / "notes.txt").write_text("x")
+    with pytest.raises(InitlabError, match="no results store"):
+        load_run(empty)
+    with pytest.raises(InitlabError, match="not a directory"):
+        load_run(empty / "notes.txt")
+    from initlab.study import Store
+
+    with Store.create(tmp_path / "unstarted"):
+        pass
+    with pytest.raises(InitlabError, match="holds no study") as info:
+        load_run(tmp_path / "unstarted")
+    assert "\n" not in str(info.value)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    con = sqlite3.connect(broken / "initlab.sqlite")
+    con.execute("CREATE TABLE other (x)")
+    con.close()
+    with pytest.raises(InitlabError):
+        load_run(broken)
+
+
+def test_interrupted_study_reports_what_finished(tmp_path: Path) -> None:
+    rd = real_run(tmp_path / "run", interrupt_after_groups=1)
+    run = load_run(rd)
+    assert run.partial
+    statuses = {(c.scheme, c.seed): c.status for c in run.cells}
+    assert sorted(statuses.values()) == ["done", "done", "running", "running"]
+    path = build_report(rd)
+    text = path.read_text()
+    assert 'data-partial="1"' in text and "PARTIAL: 2 of 4 cells finished (2 running)" in text
+    rows = {r.scheme: r for r in summarize(run, run.cells[0].model, run.cells[0].dataset)}
+    assert rows["ones"].n_done == 2 and rows["he_normal"].n_done == 0
+    assert rows["he_normal"].unfinished == 2 and math.isnan(rows["he_normal"].acc_mean)
+
+
+# -- the summary -----------------------------------------------------------------------------
+
+
+def _cell(scheme: str, seed: int, val_acc: list[float], status: str = "done") -> CellData:
+    n = len(val_acc)
+    return CellData(key=f"{scheme}{seed}", scheme=scheme, seed=seed, model="m", dataset="d", status=status,
+                    epochs_planned=n - 1,
+                    metrics={"epoch": list(range(n)), "val_acc": val_acc,
+                             "val_loss": [1.0 - a for a in val_acc]})
+
+
+def test_summary_statistics_match_scipy() -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    good = [[0.1, 0.70, 0.81, 0.84], [0.1, 0.75, 0.79, 0.86], [0.1, 0.82, 0.83, 0.85]]
+    bad = [[0.1, 0.5, 0.55, 0.60], [0.1, 0.52, 0.6, 0.58], [0.1, 0.4, 0.5, math.nan]]
+    cells = [_cell("good", i, a) for i, a in enumerate(good)]
+    cells += [_cell("bad", 0, bad[0]), _cell("bad", 1, bad[1]), _cell("bad", 2, bad[2], "diverged"),
+              _cell("bad", 3, [0.1], "pending")]
+    run = RunData(Path("."), "s", cells=cells)
+    rows = {r.scheme: r for r in summarize(run, "m", "d")}
+    g, b = rows["good"], rows["bad"]
+    finals = [a[-1] for a in good]
+    assert g.acc_mean == pytest.approx(np.mean(finals))
+    half = scipy_stats.t.ppf(0.975, 2) * np.std(finals, ddof=1) / math.sqrt(3)
+    assert g.acc_ci == pytest.approx(half, rel=1e-9)
+    assert g.is_best and not b.is_best
+    assert (b.n_done, b.n_finished, b.diverged, b.unfinished, b.n_seeds) == (2, 3, 1, 1, 4)
+    want_p = scipy_stats.ttest_ind([0.60, 0.58], finals, equal_var=False).pvalue
+    assert b.p_vs_best == pytest.approx(want_p, rel=1e-9) and b.significant == (want_p < 0.05)
+    # epochs to 80%: first epochs 2, 3, 1 -> mean 2
+    assert g.epochs_to_target == pytest.approx(2.0) and g.reached_target == 3
+    assert b.epochs_to_target is None and b.reached_target == 0
+    # best epoch maximizes the seed mean: epoch 3 (0.85) for good
+    assert g.best_epoch == 3 and g.best_acc == pytest.approx(np.mean([0.84, 0.86, 0.85]))
+    assert final_metric(cells[0], "val_loss") == pytest.approx(1 - 0.84)
+
+
+def test_summary_agrees_with_initlab_summary(tiny_run: Path) -> None:
+    from initlab.study import Store
+    from initlab.study.summary import summarize as study_summarize
+
+    run = load_run(tiny_run)
+    mine = {r.scheme: r for r in summarize(run, run.cells[0].model, run.cells[0].dataset, target=0.3)}
+    with Store.open(tiny_run) as store:
+        theirs = {r.scheme: r for r in study_summarize(store, threshold=0.3).rows}
+    assert set(mine) == set(theirs) == set(SCHEMES)
+    for s in SCHEMES:
+        assert mine[s].acc_mean == pytest.approx(theirs[s].val_acc, nan_ok=True)
+        assert mine[s].acc_ci == pytest.approx(theirs[s].val_acc_ci, nan_ok=True)
+        assert mine[s].loss_mean == pytest.approx(theirs[s].val_loss, nan_ok=True)
+        assert mine[s].reached_target == theirs[s].reached
+        if theirs[s].reached:
+            assert mine[s].epochs_to_target == pytest.approx(theirs[s].epochs_to)
+
+
+# -- conformance -----------------------------------------------------------------------------
+
+
+def test_conformance_judges_realized_std_against_its_sampling_error() -> None:
+    n = 256 * 784
+    se_normal = 0.05 / math.sqrt(2 * n)  # (kappa - 1) / 4n with kappa = 3
+    ok = InitRecord(1, "w", 0.05, 0.05 + 3 * se_normal, numel=n, family="normal")
+    far = InitRecord(1, "w", 0.05, 0.05 + 7 * se_normal, numel=n, family="normal")
+    assert judge(ok) == (pytest.approx(3.0), False)
+    assert judge(far) == (pytest.approx(7.0), True)
+    # uniform laws have kurtosis 1.8: the same deviation is more standard errors away
+    se_uniform = 0.05 * math.sqrt(0.8 / (4 * n))
+    assert judge(InitRecord(1, "w", 0.05, 0.05 + 3 * se_normal, numel=n, family="uniform"))[0] == \
+        pytest.approx(3 * se_normal / se_uniform)
+    assert judge(InitRecord(1, "w", 0.0, 0.0, family="constant")) == (0.0, False)
+    assert judge(InitRecord(1, "w", 0.0, 0.3, family="constant"))[1] is True
+    assert judge(InitRecord(1, "w", math.nan, 1.0, family="data_dependent"))[1] is None
+    assert judge(InitRecord(1, "w", 0.05, 0.051, family="orthogonal", numel=n)) == (pytest.approx(0.02), False)
+    assert judge(InitRecord(1, "w", 0.05, 0.06))[1] is True  # no numel: 5% relative tolerance
+
+
+def test_conformance_of_real_initializations_is_clean_and_catches_a_wrong_one() -> None:
+    import initlab
+    from initlab.engine.models import MLPSpec, build_mlp
+
+    cells = []
+    for scheme in ("he_normal", "uniform_recipe", "zeros", "lsuv"):
+        model = build_mlp(MLPSpec(in_features=64, hidden=(128, 64), out_features=10))
+        import torch
+
+        data = torch.rand(64, 64) if scheme == "lsuv" else None
+        report = initlab.apply(model, scheme, seed=0, data=data)
+        init = [InitRecord(i + 1, r.name, r.expected_std, r.realized_std, numel=math.prod(r.shape),
+                           family=r.family, shape=tuple(r.shape)) for i, r in enumerate(report.layers)]
+        cells.append(CellData(scheme, scheme, 0, "m", "d", "done", init=init))
+    # the article's mistake: weights left at glorot_uniform while he_normal was intended
+    wrong = [InitRecord(r.layer, r.name, r.expected_std, r.expected_std * math.sqrt(2 / (1 + 128 / 64)),
+                        numel=r.numel, family=r.family) for r in cells[0].init]
+    cells.append(CellData("wrong", "wrong", 0, "m", "d", "done", init=wrong))
+    table = conformance(RunData(Path("."), "s", cells=cells), "m", "d")
+    assert not any(c.flagged for s in ("he_normal", "uniform_recipe", "zeros") for c in table[s].values())
+    assert all(c.flagged is None for c in table["lsuv"].values())
+    assert table["wrong"][1].flagged and table["wrong"][1].ratio == pytest.approx(math.sqrt(2 / 3))
+
+
+# -- histogram arithmetic ----------------------------------------------------------------------
+
+
+def test_rebin_preserves_counts_and_matches_numpy_on_aligned_edges() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=5000)
+    counts, edges = np.histogram(x, bins=40)
+    coarse = edges[::4]
+    np.testing.assert_allclose(rebin(edges, counts, coarse), np.histogram(x, bins=coarse)[0])
+    wide = np.linspace(edges[0] - 1, edges[-1] + 1, 17)
+    assert rebin(edges, counts, wide).sum() == pytest.approx(5000)
+    # a point mass (edges clipped to a constant tensor's [min, max]) lands in one bin
+    point = np.full(21, 0.25)
+    c = np.zeros(20)
+    c[10] = 7
+    np.testing.assert_array_equal(rebin(point, c, np.linspace(0, 1, 5)), [0, 7, 0, 0])
+    assert occupied(point, c) == (0.25, 0.25)
+    e = common_edges([(edges, counts), (point, c)], 10)
+    assert e[0] == pytest.approx(edges[0]) and e[-1] == pytest.approx(edges[-1])
+    assert pooled([(edges, counts), (point, c)], e).sum() == pytest.approx(5007)
+
+
+def test_constant_tensor_histograms_become_point_masses(tiny_run: Path) -> None:
+    run = load_run(tiny_run)
+    ones = next(c for c in run.cells if c.scheme == "ones")
+    edges, counts = ones.param(1, "weight").histogram(0)
+    assert occupied(edges, counts) == (1.0, 1.0)  # the engine padded it to [0.5, 1.5]
+    raw_edges, _ = ones.param(1, "weight").histogram(0, tight=False)
+    assert raw_edges[0] == pytest.approx(0.5)
+
+
+def test_needs_log_only_for_spans_over_two_decades() -> None:
+    assert needs_log([np.array([2000.0, 0.3]), np.array([np.nan, 1.0])])
+    assert not needs_log([np.array([2.3, 0.3]), np.array([np.nan, -1.0, 0.0])])
+    assert not needs_log([])
+
+
+# -- the HTML report -------------------------------------------------------------------------
+
+
+def _sections(text: str) -> list[str]:
+    return re.findall(r'<section id="([a-z]+)" data-section=', text)
+
+
+def test_report_of_a_real_run_has_every_section_and_is_self_contained(tiny_run: Path) -> None:
+    path = build_report(tiny_run)
+    assert path == tiny_run / "report.html"
+    text = path.read_text(encoding="utf-8")
+    assert _sections(text) == list(SECTIONS)
+    # nothing is fetched from anywhere: no external URLs in src/href, no <link> tags
+    assert not re.search(r'(src|href)="(https?:)?//', text) and "<link" not in text
+    pngs = sorted((tiny_run / "figures").glob("*.png"))
+    inlined = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(inlined) == len(pngs) >= 12
+    import base64
+
+    assert {base64.b64decode(d) for d in inlined} == {p.read_bytes() for p in pngs}
+    # a layer selector with one option per layer, and one block of figures per layer
+    assert len(re.findall(r'<option value="\d+">', text)) == 3
+    assert len(re.findall(r'data-layer-group="g1-weights" data-layer="\d"', text)) == 3
+    # the summary table: both schemes with mean +- CI, the run's versions and device
+    assert "he_normal" in text and "±" in text and "vs best (Welch)" in text
+    assert "torch" in text and "cpu" in text
+    # the 'ones' model starts with a loss in the thousands: conformance says '0' for its
+    # constant weights, and nothing is flagged for he_normal
+    assert "No layer is flagged." in text
+
+
+def test_report_scales_to_many_schemes_and_flags_nonconforming_layers(tmp_path: Path) -> None:
+    schemes = [f"scheme_{i:02d}" for i in range(12)]
+    run = synthetic_run(tmp_path, schemes=schemes, seeds=(0, 1), widths=(784, 32, 32, 10), epochs=2,
+                        statuses={("scheme_03", 1): "diverged"})
+    path = build_report(tmp_path, data=run)
+    text = path.read_text(encoding="utf-8")
+    assert _sections(text) == list(SECTIONS)
+    assert "PARTIAL" not in text
+    # every scheme in the summary table, one figure pair per layer
+    for s in schemes:
+        assert f">{s}</td>" in text
+    assert len(list((tmp_path / "figures").glob("g1_hist_L*.png"))) == 3
+    assert len(list((tmp_path / "figures").glob("g1_epochs_L*.png"))) == 3
+    # synthetic_run makes the last scheme's output layer 1.5x too wide: flagged
+    assert "Flagged:" in text and "scheme_11, layer 3" in text
+    # the summary row of scheme_03: 1 of 2 seeds done, 1 diverged
+    row = re.search(r'<tr><td class="text">scheme_03</td>(.*?)</tr>', text).group(1)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert cells[0] == "1/2" and cells[5] == "1"
+
+
+def test_report_options_are_validated(tiny_run: Path) -> None:
+    with pytest.raises(InitlabError, match="target accuracy"):
+        build_report(tiny_run, target=1.5)
+    with pytest.raises(InitlabError, match="significance level"):
+        build_report(tiny_run, alpha=0.0)
+
+
+def test_report_command(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    import initlab.cli as cli
+
+    monkeypatch.setattr(cli, "COMMANDS", ("report", "export"))
+    out = tmp_path / "elsewhere" / "r.html"
+    assert cli.main(["report", str(tiny_run), "--out", str(out), "--threshold", "0.5"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert "epochs to 50%" in out.read_text() and (tmp_path / "elsewhere" / "figures" / "g1_curves.png").is_file()
+    assert cli.main(["report", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("initlab: error: run directory") and err.count("\n") == 1
+
+
+def test_report_includes_the_probe_when_the_study_recorded_one(tmp_path: Path) -> None:
+    import initlab
+    from initlab.engine.models import MLPSpec
+
+    run = synthetic_run(tmp_path, schemes=("zeros", "he_normal"), seeds=(0,), widths=(64, 16, 10), epochs=1)
+    run.probe = initlab.probe(MLPSpec(in_features=64, hidden=(16,), out_features=10, dropout=0.0),
+                              schemes=["zeros", "he_normal"])
+    text = build_report(tmp_path, data=run).read_text()
+    assert _sections(text) == [*SECTIONS[:-1], "probe", SECTIONS[-1]]
+    probe = text[text.index('<section id="probe"'):text.index('<section id="run"')]
+    written = sorted((tmp_path / "figures" / "probe").glob("*.png"))
+    assert written and probe.count("<img ") == len(written)
+    # a stored probe that cannot be rebuilt is reported in its section, not an error
+    run.probe = {"unexpected": "layout"}
+    text = build_report(tmp_path, data=run).read_text()
+    assert "cannot rebuild it" in text[text.index('<section id="probe"'):]
+
+
+def two_group_run(run_dir: Path) -> RunData:
+    """A synthetic study with two models: each section appears once per model."""
+    a = synthetic_run(run_dir, schemes=("zeros", "he_normal"), seeds=(0,), widths=(16, 8, 10), epochs=1,
+                      model="mlp-a")
+    b = synthetic_run(run_dir, schemes=("zeros", "he_normal"), seeds=(0,), widths=(16, 8, 8, 10), epochs=1,
+                      model="mlp-b", seed=1)
+    for c in b.cells:
+        c.key = "b" + c.key[1:]
+    a.cells += b.cells
+    return a
+
+
+def test_report_repeats_sections_per_model_and_dataset(tmp_path: Path) -> None:
+    run = two_group_run(tmp_path)
+    assert run.groups() == [("mlp-a", "fashion-mnist"), ("mlp-b", "fashion-mnist")]
+    text = build_report(tmp_path, data=run).read_text()
+    for section in ("summary", "curves", "weights", "activations", "conformance"):
+        body = text[text.index(f'<section id="{section}"'):]
+        body = body[:body.index("</section>")]
+        assert body.count("<h3>mlp-a on fashion-mnist</h3>") == 1
+        assert body.count("<h3>mlp-b on fashion-mnist</h3>") == 1
+    assert len(re.findall(r'data-layer-group="g1-weights" data-layer=', text)) == 2
+    assert len(re.findall(r'data-layer-group="g2-weights" data-layer=', text)) == 3
+    assert (tmp_path / "figures" / "g2_hist_L03.png").is_file()
+
+
+def test_study_that_has_not_started_training_still_gets_a_report(tmp_path: Path) -> None:
+    from initlab.study import Store
+
+    with Store.create(tmp_path) as store:
+        store.attach(study_config().expand())
+    text = build_report(tmp_path).read_text()
+    assert _sections(text) == list(SECTIONS)
+    assert "PARTIAL: 0 of 4 cells finished (4 pending)" in text
+    assert "No cell of this group has finished yet." in text
+    assert "No initialization records were stored" in text
+    assert not list((tmp_path / "figures").glob("*.png"))
