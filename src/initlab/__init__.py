@@ -12,14 +12,8 @@ __version__ = "0.1.0"
 from initlab.apply import InitReport, LayerRecord, apply  # noqa: E402
 from initlab.check import CheckReport, check  # noqa: E402
 from initlab.errors import InitlabError  # noqa: E402
+from initlab.probe import probe  # noqa: E402  (signal propagation at init)
 from initlab.schemes import Scheme, get_scheme, scheme_names  # noqa: E402
-
-
-def probe(*args, **kwargs):  # noqa: D401 - thin lazy wrapper
-    """Signal-propagation probe at init; see :func:`initlab.probe.probe`."""
-    from initlab.probe import probe as _probe
-
-    return _probe(*args, **kwargs)
 
 
 __all__ = ["CheckReport", "InitReport", "InitlabError", "LayerRecord", "Scheme", "__version__", "apply",
