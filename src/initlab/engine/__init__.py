@@ -1,0 +1,62 @@
+"""Training engine: the article's MLP, a batched trainer for K models at once, and the
+plain one-model reference loop it is tested against.
+
+Typical use (the study layer does this per batch of cells)::
+
+    from initlab.engine import MLPSpec, build_mlp, TrainConfig, TrainData, train
+
+    spec = MLPSpec()                       # 784-256-128-10, ReLU, dropout 0.2
+    models = [build_mlp(spec) for _ in schemes]
+    for m, s, seed in zip(models, schemes, seeds):
+        initlab.apply(m, s, seed=seed)     # the caller initializes
+    results = train(models, seeds, TrainData(x, y, xv, yv), TrainConfig(), sink=store)
+    results[0].history()["val_accuracy"]
+
+Modules: :mod:`~initlab.engine.models` (specs), :mod:`~initlab.engine.config`
+(:class:`TrainConfig`), :mod:`~initlab.engine.inputs` (:class:`TrainData`),
+:mod:`~initlab.engine.records` (records, :class:`Sink`), :mod:`~initlab.engine.batched`
+(:func:`train`) with its per-step hot path :mod:`~initlab.engine.step`,
+:mod:`~initlab.engine.reference` (:func:`train_one`), and the pieces they share:
+:mod:`~initlab.engine.stack`, :mod:`~initlab.engine.functional`,
+:mod:`~initlab.engine.dropout`, :mod:`~initlab.engine.adam`,
+:mod:`~initlab.engine.recorders`.
+"""
+
+from initlab.engine.batched import train
+from initlab.engine.config import TrainConfig
+from initlab.engine.inputs import TrainData
+from initlab.engine.models import ACTIVATIONS, MLPSpec, activation_module, build_mlp
+from initlab.engine.records import (
+    QUANTILE_LEVELS,
+    ActivationStats,
+    Divergence,
+    EpochRecord,
+    NullSink,
+    ParamStats,
+    Sink,
+    StepRecord,
+    TrainResult,
+)
+from initlab.engine.reference import train_one
+from initlab.engine.stack import infer_spec
+
+__all__ = [
+    "ACTIVATIONS",
+    "MLPSpec",
+    "activation_module",
+    "build_mlp",
+    "infer_spec",
+    "TrainConfig",
+    "TrainData",
+    "train",
+    "train_one",
+    "TrainResult",
+    "EpochRecord",
+    "StepRecord",
+    "Divergence",
+    "ParamStats",
+    "ActivationStats",
+    "QUANTILE_LEVELS",
+    "Sink",
+    "NullSink",
+]

@@ -1,0 +1,157 @@
+"""Adam on K stacked models, with per-model freezing.
+
+Adam (Kingma & Ba 2015, Algorithm 1) as ``torch.optim.Adam`` computes it (no weight decay,
+no AMSGrad), for step ``t = 1, 2, ...`` and gradient ``g``::
+
+    m = b1 * m + (1 - b1) * g                        (m.lerp_(g, 1 - b1))
+    v = b2 * v + (1 - b2) * g * g
+    p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+Note where ``eps`` goes: added to the bias-corrected ``sqrt(v_hat)``, as in torch and
+Keras (the paper's ``eps_hat`` form).  Every entry is updated independently, so K models
+stacked along dim 0 (``[K, ...]`` tensors) are K independent Adam runs as long as a model
+that must stay frozen is skipped.  ``frozen[k] == 1.0`` leaves model k's parameters
+unchanged (its moments are then meaningless, which is fine: it never resumes).
+
+Two implementations, same formulas:
+
+* ``"fused"``: ``torch._fused_adam_`` (the kernel behind ``torch.optim.Adam(fused=True)``),
+  one pass over memory: the fast path.  On CUDA it is called once per model with
+  ``found_inf=frozen[k]``, which makes the kernel skip a frozen model on the device
+  without a host sync; on CPU, where reading the flags is free, once for all K models
+  while none is frozen.
+* ``"foreach"``: plain tensor ops in the order of ``torch.optim.Adam``'s single-tensor
+  implementation (bitwise equal to it for live models), with a ``torch.where`` to keep
+  frozen models' parameters.  Slower; used when the fused kernel is unavailable
+  (torch < 2.4 on CPU) and by tests.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+__all__ = ["StackedAdam", "fused_adam_available"]
+
+_FUSED_OK: dict[str, bool] = {}
+
+
+def fused_adam_available(device: torch.device) -> bool:
+    """Whether ``torch._fused_adam_`` with ``found_inf`` works on *device*'s type."""
+    key = device.type
+    if key not in _FUSED_OK:
+        try:
+            p = torch.zeros(2, device=device)
+            g = torch.ones(2, device=device)
+            m, v = torch.zeros_like(p), torch.zeros_like(p)
+            step = torch.ones((), device=device)
+            skip = torch.ones((), device=device)
+            torch._fused_adam_(
+                [p], [g], [m], [v], [], [step], lr=0.1, beta1=0.9, beta2=0.999,
+                weight_decay=0.0, eps=1e-7, amsgrad=False, maximize=False, found_inf=skip,
+            )
+            skipped = bool((p == 0).all())
+            skip.zero_()
+            torch._fused_adam_(
+                [p], [g], [m], [v], [], [step], lr=0.1, beta1=0.9, beta2=0.999,
+                weight_decay=0.0, eps=1e-7, amsgrad=False, maximize=False, found_inf=skip,
+            )
+            _FUSED_OK[key] = skipped and bool((p != 0).all())
+        except (AttributeError, RuntimeError, NotImplementedError, TypeError):
+            _FUSED_OK[key] = False
+    return _FUSED_OK[key]
+
+
+class StackedAdam:
+    """Adam state and update for stacked parameters ``params`` (each ``[K, ...]``,
+    contiguous) whose gradients the caller writes into ``grads`` (same shapes) before each
+    :meth:`step`; see the module docstring for the formulas."""
+
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        grads: Sequence[torch.Tensor],
+        *,
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        impl: str = "auto",
+    ) -> None:
+        if impl not in ("auto", "fused", "foreach"):
+            raise ValueError(f"impl must be 'auto', 'fused' or 'foreach', got {impl!r}")
+        self.params = list(params)
+        self.grads = list(grads)
+        self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+        device = self.params[0].device
+        if impl == "auto":
+            impl = "fused" if fused_adam_available(device) else "foreach"
+        self.impl = impl
+        self._cpu = device.type == "cpu"
+        self._step_t = torch.zeros((), dtype=torch.float32, device=device)
+        self._views: list[tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]] = []
+        self._make_views()
+
+    @property
+    def K(self) -> int:
+        return int(self.params[0].shape[0])
+
+    def _make_views(self) -> None:
+        self._views = [
+            (
+                [p[k] for p in self.params],
+                [g[k] for g in self.grads],
+                [m[k] for m in self.exp_avg],
+                [v[k] for v in self.exp_avg_sq],
+            )
+            for k in range(self.K)
+        ]
+
+    def step(self, frozen: torch.Tensor) -> None:
+        """One Adam step using the current contents of ``grads``; ``frozen``: ``[K]``
+        float32 on the params' device, 1.0 for models to leave unchanged, else 0.0."""
+        self.t += 1
+        b1, b2 = self.betas
+        if self.impl == "fused":
+            self._step_t.fill_(float(self.t))
+            steps = [self._step_t] * len(self.params)
+            if self._cpu and not frozen.any().item():
+                # on CPU reading the flags costs nothing: all alive, one call for all K
+                torch._fused_adam_(
+                    self.params, self.grads, self.exp_avg, self.exp_avg_sq, [], steps,
+                    lr=self.lr, beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps,
+                    amsgrad=False, maximize=False,
+                )
+                return
+            for k, (ps, gs, ms, vs) in enumerate(self._views):
+                torch._fused_adam_(
+                    ps, gs, ms, vs, [], steps,
+                    lr=self.lr, beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps,
+                    amsgrad=False, maximize=False, found_inf=frozen[k],
+                )
+            return
+        bc1 = 1 - b1**self.t
+        bc2_sqrt = (1 - b2**self.t) ** 0.5
+        step_size = self.lr / bc1
+        for p, g, m, v in zip(self.params, self.grads, self.exp_avg, self.exp_avg_sq):
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
+            new = p.addcdiv(m, denom, value=-step_size)
+            keep = frozen.view(-1, *([1] * (p.dim() - 1))) > 0
+            torch.where(keep, p, new, out=p)
+
+    def select(
+        self, keep: Sequence[int], params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]
+    ) -> None:
+        """Keep only models *keep* (their moments); their parameters and gradients are
+        now in the new *params* and *grads*."""
+        ix = torch.as_tensor(list(keep), dtype=torch.long, device=self.params[0].device)
+        self.params = list(params)
+        self.grads = list(grads)
+        self.exp_avg = [m.index_select(0, ix) for m in self.exp_avg]
+        self.exp_avg_sq = [v.index_select(0, ix) for v in self.exp_avg_sq]
+        self._make_views()

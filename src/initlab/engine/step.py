@@ -1,0 +1,192 @@
+"""One training step of K stacked MLPs: forward, loss, backward, divergence check, Adam.
+
+This is the engine's hot path (:class:`BatchedStep`); :mod:`initlab.engine.batched` runs it
+over epochs and does the bookkeeping.  Per step, for all K models at once:
+
+1. gather each model's batch ``x [K, b, F]`` from its own index row;
+2. dropout masks of all hidden layers from the models' step keys
+   (:mod:`initlab.engine.dropout`);
+3. forward: ``z = a @ W.T + b`` by ``torch.baddbmm``, activation, mask;
+4. loss ``-log_softmax(z)[y]`` (Keras' sparse categorical cross-entropy on softmax
+   outputs); its sum and the number of correct predictions go to the step's row of the
+   per-step buffer;
+5. backward by hand, calling autograd's own ATen kernels in autograd's order (so the
+   gradients are bitwise those of ``loss.backward()`` on the ``nn.Sequential``);
+6. divergence: ``loss_sum + sum(gradients)`` must be finite, else the model is frozen from
+   this step on (its update skipped on the device, no host sync);
+7. Adam (:class:`~initlab.engine.adam.StackedAdam`).
+
+Nothing computed for one model reads another model's values, so a frozen (NaN) model does
+not affect the others.  All activations and gradients live in buffers preallocated per
+batch size (:class:`Workspace`); parameters are updated in place.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from initlab.engine.adam import StackedAdam
+from initlab.engine.config import TrainConfig
+from initlab.engine.dropout import (
+    counter_base,
+    float_masks_,
+    keep_scale,
+    mask_offset,
+    splitmix_bits,
+)
+from initlab.engine.functional import activation, activation_backward, bmm
+from initlab.engine.stack import ParamStack
+
+__all__ = ["BatchedStep", "Workspace"]
+
+_aten = torch.ops.aten
+#: int64 elements per dropout-hash chunk on CPU (2 buffers of 1 MiB: in the L2 caches).
+_HASH_CHUNK = 2**17
+
+
+class Workspace:
+    """Preallocated activations/gradients for K models and batch size b."""
+
+    def __init__(self, K: int, b: int, widths: tuple[int, ...], p: float, device: torch.device):
+        f32 = dict(dtype=torch.float32, device=device)
+        hidden = widths[1:-1]
+        self.x = torch.empty(K, b, widths[0], **f32)
+        self.z = [torch.empty(K, b, w, **f32) for w in widths[1:]]
+        self.da = [torch.empty(K, b, w, **f32) for w in hidden]
+        self.dz = [torch.empty(K, b, w, **f32) for w in hidden]
+        self.dlog = torch.empty(K, b, widths[-1], **f32)
+        self.correct = torch.empty(K, b, dtype=torch.bool, device=device)
+        self.gsums = torch.empty(2 * (len(widths) - 1), K, **f32)
+        # -(1/b) rounded as float32, as nll_loss's backward computes it
+        self.neg_inv_b = torch.full((K, b, 1), -(1.0 / torch.tensor(float(b))).item(), **f32)
+        self.mask: list[torch.Tensor] = []
+        if p > 0:
+            self.neg_c = mask_offset(p, device)
+            n64 = (b * sum(hidden) + 1) // 2
+            self.base = counter_base(n64, device)
+            # the masks are made for groups of models small enough for the integer
+            # buffers to stay in cache through the ~16 passes of the hash
+            self.group = K if device.type != "cpu" else max(1, min(K, _HASH_CHUNK // n64))
+            self.bits = torch.empty(self.group, n64, dtype=torch.int64, device=device)
+            self.tmp = torch.empty_like(self.bits)
+            self.mask_all = torch.empty(K, 2 * n64, **f32)
+            off = 0
+            for w in hidden:  # per-layer [K, b, w] views of consecutive draws
+                self.mask.append(self.mask_all[:, off : off + b * w].unflatten(1, (b, w)))
+                off += b * w
+
+
+
+class BatchedStep:
+    """Training steps of the K models of *stack* (updated in place) on ``x [N, F]``,
+    ``y [N]`` (on the stack's device).
+
+    ``alive [K]`` (bool) and ``frozen [K]`` (float) are the device-side divergence flags;
+    ``grads`` the gradient buffers (shaped like ``stack.params()``).
+    """
+
+    def __init__(
+        self, stack: ParamStack, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, adam: str
+    ) -> None:
+        self.stack, self.x, self.y = stack, x, y
+        self.device = x.device
+        spec = stack.spec
+        self.spec = spec
+        self.relu = spec.activation == "relu"
+        self.act = activation(spec.activation)
+        self.p = spec.dropout
+        self.scale = keep_scale(self.p) if self.p > 0 else 1.0
+        self._buffers()
+        self.adam = StackedAdam(
+            stack.params(), self.grads, lr=config.lr, betas=config.betas, eps=config.eps, impl=adam
+        )
+
+    def _buffers(self) -> None:
+        K, dev = self.stack.K, self.device
+        self.grads = [torch.empty_like(p) for p in self.stack.params()]
+        self.ws: dict[int, Workspace] = {}
+        self.alive = torch.ones(K, dtype=torch.bool, device=dev)
+        self.frozen = torch.zeros(K, dtype=torch.float32, device=dev)
+
+    def select(self, keep: list[int], stack: ParamStack) -> None:
+        """Continue with models *keep* only, whose parameters are now *stack*."""
+        self.stack = stack
+        self._buffers()
+        self.adam.select(keep, stack.params(), self.grads)
+
+    def _workspace(self, b: int) -> Workspace:
+        ws = self.ws.get(b)
+        if ws is None:
+            ws = self.ws[b] = Workspace(self.stack.K, b, self.spec.widths, self.p, self.device)
+        return ws
+
+    def __call__(self, idx: torch.Tensor, key: torch.Tensor, row: torch.Tensor) -> None:
+        """One optimizer step of all K models on the samples ``idx [K, b]``, with dropout
+        keys ``key [K]``; writes ``-loss_sum``, ``correct`` and ``grad_sum`` (each ``[K]``)
+        into ``row [3, K]``."""
+        stack, K, L = self.stack, self.stack.K, self.stack.n_layers
+        b = idx.shape[1]
+        ws = self._workspace(b)
+        flat_idx = idx.reshape(-1)
+        torch.index_select(self.x, 0, flat_idx, out=ws.x.view(K * b, -1))
+        y = self.y.index_select(0, flat_idx).view(K, b)
+        if self.p > 0:  # float masks (0 or 1/(1-p)) of all hidden layers
+            G = ws.group
+            for k0 in range(0, K, G):
+                k1 = min(K, k0 + G)
+                g = k1 - k0
+                bits = splitmix_bits(key[k0:k1], ws.base, out=ws.bits[:g], tmp=ws.tmp[:g])
+                float_masks_(bits, self.p, out=ws.mask_all[k0:k1], neg_c=ws.neg_c)
+        # forward; inputs[l] is the input of linear layer l (post-dropout activations)
+        inputs = [ws.x]
+        saved = []  # non-ReLU activations: (z, act(z), float mask or None)
+        a = ws.x
+        for l in range(L - 1):
+            z = bmm(a, stack.W[l].transpose(1, 2), ws.z[l], stack.b[l])
+            if self.relu:
+                # in place: the buffer of z ends up holding relu(z) * mask
+                a = z.relu_()
+                if self.p > 0:
+                    a.mul_(ws.mask[l])
+            else:
+                h = self.act(z)
+                mask = ws.mask[l] if self.p > 0 else None
+                a = h * mask if mask is not None else h
+                saved.append((z, h, mask))
+            inputs.append(a)
+        logits = bmm(a, stack.W[-1].transpose(1, 2), ws.z[-1], stack.b[-1])
+        logp = torch.log_softmax(logits, dim=2)
+        y3 = y.unsqueeze(2)
+        torch.sum(logp.gather(2, y3), (1, 2), out=row[0])  # -(sum of sample losses)
+        torch.eq(logits.argmax(2), y, out=ws.correct)
+        torch.sum(ws.correct, 1, dtype=torch.float32, out=row[1])
+        # backward.  d(mean loss)/d logits by autograd's own kernels: nll_loss's backward
+        # puts -1/b at the targets, then log_softmax's backward
+        nll_grad = ws.dlog.zero_().scatter_(2, y3, ws.neg_inv_b)
+        d = _aten._log_softmax_backward_data(nll_grad, logp, 2, torch.float32)
+        grads = self.grads
+        for l in range(L - 1, -1, -1):
+            bmm(d.transpose(1, 2), inputs[l], grads[2 * l])
+            torch.sum(d, 1, out=grads[2 * l + 1])
+            if l == 0:
+                break
+            da = bmm(d, stack.W[l], ws.da[l - 1])
+            if self.relu:
+                if self.p > 0:
+                    da.mul_(self.scale)
+                # inputs[l] = relu(z) * mask is > 0 exactly where relu'(z) * mask is not
+                # 0, so this equals autograd's dropout-then-relu backward bit for bit
+                d = _aten.threshold_backward.grad_input(da, inputs[l], 0, grad_input=ws.dz[l - 1])
+            else:
+                z, h, mask = saved[l - 1]
+                if mask is not None:
+                    da.mul_(mask)
+                d = activation_backward(self.spec.activation, da, z, h)
+        # divergence check and freeze, on the device: frozen[k] = 1 from the first step
+        # whose loss or gradient is not finite
+        for j, g in enumerate(grads):
+            torch.sum(g.view(K, -1), 1, out=ws.gsums[j])
+        torch.sum(ws.gsums, 0, out=row[2])
+        self.alive &= torch.isfinite(row[0] + row[2])
+        torch.logical_not(self.alive, out=self.frozen)
+        self.adam.step(self.frozen)

@@ -1,0 +1,515 @@
+"""Tests of the batched training engine (initlab.engine): equivalence with the one-model
+reference loop, divergence isolation, determinism, batching/metric semantics, recording,
+configuration errors.  Random data, small slices, a few steps each."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from initlab.engine import (
+    QUANTILE_LEVELS,
+    MLPSpec,
+    NullSink,
+    Sink,
+    TrainConfig,
+    TrainData,
+    build_mlp,
+    infer_spec,
+    train,
+    train_one,
+)
+from initlab.engine.adam import StackedAdam, fused_adam_available
+from initlab.engine.functional import bmm
+from initlab.errors import InitlabError
+
+CFG = TrainConfig(epochs=2, log_every=2, probe_size=64, hist_bins=10)
+
+
+def make_data(n_train: int = 512, n_val: int = 256, seed: int = 0, side: int = 28) -> TrainData:
+    g = torch.Generator().manual_seed(seed)
+    return TrainData(
+        torch.rand(n_train, side, side, generator=g),
+        torch.randint(0, 10, (n_train,), generator=g),
+        torch.rand(n_val, side, side, generator=g),
+        torch.randint(0, 10, (n_val,), generator=g),
+    )
+
+
+@pytest.fixture(scope="module")
+def data() -> TrainData:
+    return make_data()
+
+
+def init_model(spec: MLPSpec, kind: str, seed: int) -> torch.nn.Sequential:
+    """A model with a simple, seeded initialization of the given kind."""
+    m = build_mlp(spec)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            fan_in = p.shape[1] if p.dim() == 2 else 1
+            if kind == "normal":
+                p.normal_(0.0, 1.0 / math.sqrt(fan_in), generator=g)
+            elif kind == "uniform":
+                p.uniform_(-0.5, 0.5, generator=g)
+            elif kind == "he":
+                p.normal_(0.0, math.sqrt(2.0 / fan_in), generator=g) if p.dim() == 2 else p.zero_()
+            elif kind == "zeros":
+                p.zero_()
+            else:
+                raise ValueError(kind)
+    return m
+
+
+def three_models(spec: MLPSpec = MLPSpec()) -> list[torch.nn.Sequential]:
+    return [init_model(spec, k, i) for i, k in enumerate(("normal", "uniform", "he"))]
+
+
+def states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def assert_states_close(a: dict, b: dict, rtol: float = 1e-5, atol: float = 1e-7) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=rtol, atol=atol, msg=k)
+
+
+def metrics(res) -> list[tuple[float, float, float, float]]:
+    return [(e.train_loss, e.train_acc, e.val_loss, e.val_acc) for e in res.epochs]
+
+
+def assert_metrics_close(a, b, rel: float = 1e-5) -> None:
+    assert len(a.epochs) == len(b.epochs)
+    for ma, mb in zip(metrics(a), metrics(b)):
+        for x, y in zip(ma, mb):
+            assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(y, rel=rel, abs=1e-7)
+
+
+# --------------------------------------------------------------------------- equivalence
+
+
+def test_engine_equals_reference_bitwise_with_foreach_adam(data):
+    """Adam in torch.optim.Adam's own op order: the engine reproduces the reference
+    loop bit for bit (same data order, dropout masks, kernels)."""
+    models, seeds = three_models(), [11, 12, 13]
+    results = train(models, seeds, data, CFG, adam="foreach")
+    for m, s, r in zip(models, seeds, results):
+        ref = train_one(m, s, data, CFG)
+        assert states_equal(r.final_state, ref.final_state)
+        assert_metrics_close(r, ref, rel=1e-6)
+        assert [x.loss for x in r.steps] == pytest.approx([x.loss for x in ref.steps], rel=1e-6)
+
+
+def test_engine_matches_reference_with_fused_adam(data):
+    if not fused_adam_available(torch.device("cpu")):
+        pytest.skip("no fused Adam kernel in this torch")
+    models, seeds = three_models(), [11, 12, 13]
+    results = train(models, seeds, data, CFG, adam="fused")
+    for m, s, r in zip(models, seeds, results):
+        ref = train_one(m, s, data, CFG)
+        assert_states_close(r.final_state, ref.final_state)
+        assert_metrics_close(r, ref)
+        # and it did train: the weights moved by far more than the tolerance
+        init = m.state_dict()
+        assert (r.final_state["1.weight"] - init["1.weight"]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("activation", ["tanh", "gelu", "selu"])
+def test_other_activations_equal_reference(activation):
+    spec = MLPSpec(in_features=49, hidden=(16, 8), activation=activation, dropout=0.3)
+    d = make_data(200, 50, side=7)
+    cfg = TrainConfig(epochs=2, batch_size=64, probe_size=20, hist_bins=5)
+    models = [init_model(spec, "normal", i) for i in range(2)]
+    results = train(models, [1, 2], d, cfg, adam="foreach")
+    for m, s, r in zip(models, [1, 2], results):
+        assert states_equal(r.final_state, train_one(m, s, d, cfg).final_state)
+
+
+def test_no_dropout_and_no_hidden_layers():
+    d = make_data(100, 20, side=4)
+    cfg = TrainConfig(epochs=1, batch_size=32, probe_size=10, hist_bins=5)
+    specs = (MLPSpec(in_features=16, hidden=(8,), dropout=0.0), MLPSpec(in_features=16, hidden=()))
+    for spec in specs:
+        m = init_model(spec, "normal", 0)
+        r = train([m], [3], d, cfg, adam="foreach")[0]
+        assert states_equal(r.final_state, train_one(m, 3, d, cfg).final_state)
+
+
+def test_without_shuffling_the_data_order_is_fixed(data):
+    d = data.subset(256, 32)
+    cfg = TrainConfig(epochs=2, shuffle=False, probe_size=8, hist_bins=5)
+    m = three_models()[0]
+    r = train([m, m], [1, 2], d, cfg, adam="foreach")
+    assert states_equal(r[0].final_state, train_one(m, 1, d, cfg).final_state)
+    # same data order, different dropout masks
+    assert not states_equal(r[0].final_state, r[1].final_state)
+    no_dropout = MLPSpec(dropout=0.0)
+    m0 = init_model(no_dropout, "normal", 0)
+    r = train([m0, m0], [1, 2], d, cfg, adam="foreach")
+    assert states_equal(r[0].final_state, r[1].final_state)
+
+
+def test_inputs_are_not_modified(data):
+    models = three_models()
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
+    train(models, [1, 2, 3], data.subset(128, 64), TrainConfig(epochs=1, probe_size=8))
+    train_one(models[0], 1, data.subset(128, 64), TrainConfig(epochs=1, probe_size=8))
+    for m, b in zip(models, before):
+        assert states_equal(m.state_dict(), b)
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+def test_divergent_model_is_frozen_and_others_unaffected(data):
+    """A model whose loss is NaN at the first step (weights scaled 1e30) is frozen there
+    with its initial (last finite) weights; the two others train bit for bit as without it."""
+    a, c = three_models()[0], three_models()[2]
+    bad = init_model(MLPSpec(), "normal", 5)
+    with torch.no_grad():
+        for p in bad.parameters():
+            p.mul_(1e30)
+    events = []
+
+    class Catch(NullSink):
+        def on_diverged(self, event):
+            events.append(event)
+
+    mixed = train([a, bad, c], [1, 2, 3], data, CFG, sink=Catch())
+    alone = train([a, c], [1, 3], data, CFG)
+    for r_mixed, r_alone in zip((mixed[0], mixed[2]), alone):
+        assert not r_mixed.diverged
+        assert states_equal(r_mixed.final_state, r_alone.final_state)
+        assert metrics(r_mixed) == metrics(r_alone)
+        assert [s.loss for s in r_mixed.steps] == [s.loss for s in r_alone.steps]
+    r = mixed[1]
+    assert r.diverged and events == [r.divergence]
+    assert (r.divergence.model, r.divergence.epoch, r.divergence.step) == (1, 1, 1)
+    assert r.divergence.reason == "loss" and not math.isfinite(r.divergence.loss)
+    assert states_equal(r.final_state, bad.state_dict())
+    assert [e.epoch for e in r.epochs] == [0, 1] and r.epochs[1].diverged
+    assert math.isnan(r.epochs[1].train_loss) and math.isnan(r.epochs[1].val_acc)
+    assert r.steps == [] and all(math.isnan(x) for x in r.history()["val_loss"])
+
+
+def test_mid_training_divergence_matches_reference():
+    """A model that is finite until one particular training image (a pixel only that image
+    lights up, with a 3e38 weight) shows up: it diverges at that step, exactly where the
+    reference loop says, keeps the weights from before that step, and the others go on."""
+    d = make_data(384, 64)
+    d.train_x[:, 0, 0] = 0.0
+    d.train_x[200, 0, 0] = 1.0
+    spec = MLPSpec()
+    bad = init_model(spec, "normal", 7)
+    with torch.no_grad():
+        bad[1].weight[:, 0] = 3e38
+    good = init_model(spec, "he", 8)
+    cfg = TrainConfig(epochs=3, log_every=1, probe_size=16, hist_bins=5)
+    res = train([good, bad], [4, 5], d, cfg, adam="foreach")
+    ref = train_one(bad, 5, d, cfg)
+    assert ref.divergence is not None and ref.divergence.step > 1
+    got, want = res[1].divergence, ref.divergence
+    assert (got.model, want.model) == (1, 0)
+    fields = ("epoch", "step", "epoch_step", "reason")
+    assert [getattr(got, f) for f in fields] == [getattr(want, f) for f in fields]
+    assert not math.isfinite(got.loss) and not math.isfinite(want.loss)
+    assert states_equal(res[1].final_state, ref.final_state)
+    assert all(math.isfinite(v) for t in res[1].final_state.values() for v in t.flatten().tolist())
+    assert [s.step for s in res[1].steps] == list(range(1, ref.divergence.step))
+    assert len(res[1].epochs) == ref.divergence.epoch + 1
+    assert not res[0].diverged and len(res[0].epochs) == 4
+    alone = train([good], [4], d, cfg, adam="foreach")[0]
+    assert states_equal(res[0].final_state, alone.final_state)
+
+
+def test_all_models_diverging_stops_training(data):
+    bad = init_model(MLPSpec(), "normal", 1)
+    with torch.no_grad():
+        bad[1].weight[0, 0] = float("nan")
+    r = train([bad], [0], data.subset(256, 32), TrainConfig(epochs=3, probe_size=8))[0]
+    assert r.divergence.step == 1 and len(r.epochs) == 2
+    assert r.epochs[0].params[0].nonfinite == 1  # the NaN is seen at init
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_same_seeds_same_numbers_different_seeds_differ(data):
+    d = data.subset(256, 64)
+    cfg = TrainConfig(epochs=1, log_every=1, probe_size=16, hist_bins=5)
+    models = three_models()
+    r1 = train(models, [1, 2, 3], d, cfg)
+    r2 = train(models, [1, 2, 3], d, cfg)
+    r3 = train(models, [1, 2, 4], d, cfg)
+    for x, y in zip(r1, r2):
+        assert states_equal(x.final_state, y.final_state)
+        no_wall = [[e.to_dict() | {"wall_s": 0} for e in r.epochs] for r in (x, y)]
+        assert no_wall[0] == no_wall[1]
+        assert x.steps == y.steps
+    assert states_equal(r1[0].final_state, r3[0].final_state)  # seeds are per model
+    assert not states_equal(r1[2].final_state, r3[2].final_state)
+
+
+def test_seed_fixes_data_order_across_models(data):
+    """Two models with the same seed and the same init train identically, wherever they sit
+    in the batch and whatever the others are."""
+    d = data.subset(256, 32)
+    cfg = TrainConfig(epochs=1, probe_size=8)
+    ms = three_models()
+    r = train([ms[0], ms[1], ms[0]], [9, 9, 9], d, cfg)
+    assert states_equal(r[0].final_state, r[2].final_state)
+    assert not states_equal(r[0].final_state, r[1].final_state)
+
+
+# --------------------------------------------------------------------------- semantics
+
+
+def test_partial_last_batch_is_used():
+    assert TrainConfig().steps_per_epoch(60000) == 469  # Keras: 468 full batches + 96
+    d = make_data(300, 40)
+    cfg = TrainConfig(epochs=2, batch_size=128, log_every=1, probe_size=8)
+    for r in (train([three_models()[0]], [1], d, cfg)[0], train_one(three_models()[0], 1, d, cfg)):
+        assert [e.step for e in r.epochs] == [0, 3, 6]
+        assert [s.samples for s in r.steps] == [128, 128, 44] * 2
+        assert [s.epoch for s in r.steps] == [1, 1, 1, 2, 2, 2]
+
+
+def test_running_train_metrics_and_validation_semantics(data):
+    """Train loss/acc of an epoch = sample-weighted mean over its batches (dropout on, the
+    weights of each step); val loss/acc = the end-of-epoch weights in eval mode."""
+    d = data.subset(384, 200)
+    cfg = TrainConfig(epochs=2, log_every=1, probe_size=16)
+    m = three_models()[0]
+    r = train([m], [5], d, cfg)[0]
+    for e in (1, 2):
+        steps = [s for s in r.steps if s.epoch == e]
+        n = sum(s.samples for s in steps)
+        assert n == 384
+        loss = sum(s.loss * s.samples for s in steps) / n
+        acc = sum(s.accuracy * s.samples for s in steps) / n
+        assert r.epochs[e].train_loss == pytest.approx(loss, rel=1e-6)
+        assert r.epochs[e].train_acc == pytest.approx(acc, rel=1e-6)
+    net = build_mlp(MLPSpec())
+    net.load_state_dict(r.final_state)
+    net.eval()
+    with torch.no_grad():
+        logits = net(d.val_x)
+        val_loss = F.cross_entropy(logits, d.val_y).item()
+        val_acc = (logits.argmax(1) == d.val_y).float().mean().item()
+        train_eval = F.cross_entropy(net(d.train_x), d.train_y).item()
+    assert r.epochs[2].val_loss == pytest.approx(val_loss, rel=1e-5)
+    assert r.epochs[2].val_acc == pytest.approx(val_acc)
+    # the running figure is not the end-of-epoch eval-mode loss on the training set
+    assert abs(r.epochs[2].train_loss - train_eval) > 1e-4
+    # epoch 0: init weights, no training figures
+    assert math.isnan(r.epochs[0].train_loss) and r.epochs[0].step == 0
+    net.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        init_loss = F.cross_entropy(net(d.val_x), d.val_y).item()
+    assert r.epochs[0].val_loss == pytest.approx(init_loss, rel=1e-5)
+    h = r.history()
+    assert list(h) == ["loss", "accuracy", "val_loss", "val_accuracy"] and len(h["loss"]) == 2
+    assert r.final_val_acc == r.epochs[2].val_acc
+
+
+def test_step_log_windows(data):
+    d = data.subset(300, 32)  # 3 steps per epoch, 6 in all
+    r = train([three_models()[0]], [1], d, TrainConfig(epochs=2, log_every=4, probe_size=8))[0]
+    windows = [(s.step, s.steps, s.samples, s.epoch) for s in r.steps]
+    assert windows == [(4, 4, 428, 2), (6, 2, 172, 2)]
+    r = train([three_models()[0]], [1], d, TrainConfig(epochs=2, log_every=0, probe_size=8))[0]
+    assert r.steps == []
+
+
+# --------------------------------------------------------------------------- recording
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def on_step(self, records):
+        self.calls.append(("step", list(records)))
+
+    def on_epoch(self, records):
+        self.calls.append(("epoch", list(records)))
+
+    def on_diverged(self, event):
+        self.calls.append(("diverged", event))
+
+
+def test_records_shapes_and_sink(data):
+    spec = MLPSpec()
+    models = [init_model(spec, "normal", 0), init_model(spec, "zeros", 1)]
+    cfg = TrainConfig(epochs=2, log_every=2, probe_size=32, hist_bins=12)
+    sink = Recorder()
+    assert isinstance(sink, Sink)
+    res = train(models, [1, 2], data, cfg, sink=sink)
+    kinds = [k for k, _ in sink.calls]
+    assert kinds == ["epoch"] + ["step"] * 2 + ["epoch"] + ["step"] * 2 + ["epoch"]
+    streamed = [r for k, recs in sink.calls if k == "epoch" for r in recs]
+    assert sorted(streamed, key=lambda r: (r.model, r.epoch)) == res[0].epochs + res[1].epochs
+    for r in res:
+        assert [e.epoch for e in r.epochs] == [0, 1, 2]
+        for e in r.epochs:
+            assert e.batch_models == 2 and e.wall_s > 0 and not e.diverged
+            assert [(p.layer, p.param) for p in e.params] == [
+                (l, k) for l in (1, 2, 3) for k in ("weight", "bias")
+            ]
+            assert [p.name for p in e.params] == list(r.final_state)
+            for p in e.params:
+                assert len(p.hist_counts) == 12 and len(p.hist_edges) == 13
+                assert sum(p.hist_counts) == p.numel and p.nonfinite == 0
+                assert len(p.quantiles) == len(QUANTILE_LEVELS)
+                assert list(p.quantiles) == sorted(p.quantiles)
+                assert p.min <= p.quantiles[0] and p.quantiles[-1] <= p.max
+                if p.max > p.min:
+                    assert (p.hist_edges[0], p.hist_edges[-1]) == (p.min, p.max)
+            assert [a.layer for a in e.activations] == [1, 2, 3]
+            d = e.to_dict()
+            assert isinstance(d["params"][0]["hist_counts"], list)
+    z0 = res[1].epochs[0]
+    w1 = z0.params[0]
+    assert (w1.mean, w1.std, w1.frac_zero) == (0, 0, 1)
+    assert (w1.hist_edges[0], w1.hist_edges[-1]) == (-0.5, 0.5)
+    assert w1.hist_counts[len(w1.hist_counts) // 2] == w1.numel
+    act = z0.activations
+    assert act[0].post_frac_zero == 1 and act[0].dead_units == 1
+    assert act[2].post_mean == pytest.approx(0.1) and act[2].post_std == pytest.approx(0, abs=1e-7)
+
+
+def test_stats_match_direct_computation(data):
+    m = init_model(MLPSpec(), "normal", 3)
+    r = train([m], [1], data.subset(128, 100), TrainConfig(epochs=0, probe_size=50, hist_bins=7))[0]
+    e0 = r.epochs[0]
+    w = m[1].weight.detach().double().flatten()
+    p = e0.params[0]
+    assert p.mean == pytest.approx(w.mean().item())
+    assert p.std == pytest.approx(w.std(correction=0).item())
+    q = torch.quantile(w, torch.tensor(QUANTILE_LEVELS, dtype=torch.float64))
+    assert p.quantiles == pytest.approx(q.tolist(), rel=1e-12, abs=1e-15)
+    counts, edges = np.histogram(m[1].weight.detach().numpy(), bins=7)
+    assert list(p.hist_counts) == counts.tolist() and list(p.hist_edges) == edges.tolist()
+    x = data.val_x[:50].reshape(50, -1)
+    z1 = m[1](x)
+    a1 = torch.relu(z1)
+    s = e0.activations[0]
+    assert s.pre_mean == pytest.approx(z1.mean().item(), abs=1e-6)
+    assert s.pre_std == pytest.approx(z1.std(correction=0).item(), rel=1e-5)
+    assert s.post_frac_zero == pytest.approx((a1 == 0).float().mean().item())
+    assert s.dead_units == pytest.approx((a1 == 0).all(0).float().mean().item())
+    assert math.isnan(e0.train_loss) and e0.step == 0 and len(r.epochs) == 1
+
+
+# --------------------------------------------------------------------------- components
+
+
+def test_stacked_adam_freezes_models():
+    p = torch.randn(3, 4, 5)
+    g = torch.randn(3, 4, 5)
+    for impl in ("foreach", "fused") if fused_adam_available(torch.device("cpu")) else ("foreach",):
+        q = p.clone()
+        opt = StackedAdam([q], [g], lr=0.1, betas=(0.9, 0.999), eps=1e-7, impl=impl)
+        g[1, 0, 0] = float("nan")
+        opt.step(torch.tensor([0.0, 1.0, 0.0]))
+        assert torch.equal(q[1], p[1])
+        assert not torch.equal(q[0], p[0]) and torch.isfinite(q[[0, 2]]).all()
+        ref = p[0].clone().requires_grad_(False)
+        torch_opt = torch.optim.Adam([ref], lr=0.1, eps=1e-7)
+        ref.grad = g[0].clone()
+        torch_opt.step()
+        torch.testing.assert_close(q[0], ref, rtol=0, atol=1e-6)
+
+
+def test_thread_balanced_bmm_is_bitwise_bmm():
+    threads = torch.get_num_threads()
+    g = torch.Generator().manual_seed(0)
+    try:
+        torch.set_num_threads(2)  # K % 2 != 0: the remainder goes through torch.mm
+        for K in (3, 5):
+            a = torch.rand(K, 128, 784, generator=g)
+            w = torch.randn(K, 256, 784, generator=g)
+            bias = torch.randn(K, 256, generator=g)
+            out = torch.empty(K, 128, 256)
+            assert torch.equal(bmm(a, w.transpose(1, 2), out), torch.bmm(a, w.transpose(1, 2)))
+            want = torch.baddbmm(bias.unsqueeze(1), a, w.transpose(1, 2))
+            assert torch.equal(bmm(a, w.transpose(1, 2), out, bias), want)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_infer_spec_round_trip_and_rejects_other_models():
+    for spec in (MLPSpec(), MLPSpec(hidden=(8, 8, 8), activation="tanh", dropout=0.0)):
+        assert infer_spec(build_mlp(spec)) == spec
+    with pytest.raises(InitlabError, match="not an MLP"):
+        infer_spec(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2, bias=False)))
+    with pytest.raises(InitlabError, match="nn.Sequential"):
+        infer_spec(torch.nn.Linear(4, 2))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"epochs": -1},
+        {"batch_size": 0},
+        {"lr": 0.0},
+        {"lr": float("nan")},
+        {"eps": -1e-7},
+        {"betas": (1.0, 0.999)},
+        {"log_every": -5},
+        {"hist_bins": 0},
+        {"device": "tpu"},
+        {"shuffle": "yes"},
+        {"epochs": 2.5},
+    ],
+)
+def test_bad_config_raises(kwargs):
+    with pytest.raises(InitlabError, match="TrainConfig|device"):
+        TrainConfig(**kwargs)
+
+
+def test_config_dict_round_trip():
+    cfg = TrainConfig(epochs=3, betas=(0.8, 0.99), device="cpu", log_every=7)
+    d = cfg.to_dict()
+    assert d["betas"] == [0.8, 0.99] and d["eps"] == 1e-7
+    assert TrainConfig.from_dict(d) == cfg
+    with pytest.raises(InitlabError, match="unknown training field"):
+        TrainConfig.from_dict({"epochs": 1, "optimiser": "sgd"})
+
+
+def test_bad_inputs_raise(data):
+    m = build_mlp(MLPSpec())
+    small = build_mlp(MLPSpec(hidden=(64,)))
+    with pytest.raises(InitlabError, match="architecture"):
+        train([m, small], [1, 2], data, CFG)
+    with pytest.raises(InitlabError, match="one seed per model"):
+        train([m, m], [1], data, CFG)
+    with pytest.raises(InitlabError, match="seed"):
+        train([m], [-1], data, CFG)
+    with pytest.raises(InitlabError, match="no models"):
+        train([], [], data, CFG)
+    with pytest.raises(InitlabError, match="features"):
+        train([m], [1], make_data(10, 10, side=8), CFG)
+    with pytest.raises(InitlabError, match="dtype torch.uint8"):
+        raw = torch.zeros(4, 28, 28, dtype=torch.uint8)
+        TrainData(raw, torch.zeros(4, dtype=torch.long), data.val_x, data.val_y)
+    with pytest.raises(InitlabError, match="samples"):
+        TrainData(data.train_x, data.train_y[:10], data.val_x, data.val_y)
+    bad_labels = TrainData(data.train_x, data.train_y + 5, data.val_x, data.val_y)
+    with pytest.raises(InitlabError, match="labels"):
+        train([m], [1], bad_labels, CFG)
+    with pytest.raises(InitlabError, match="TrainConfig"):
+        train([m], [1], data, {"epochs": 1})
+    with pytest.raises(InitlabError, match="adam must be"):
+        train([m], [1], data, CFG, adam="sgd")
+    if not torch.cuda.is_available():
+        with pytest.raises(InitlabError, match="CUDA is not available"):
+            train([m], [1], data, TrainConfig(device="cuda"))
