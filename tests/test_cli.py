@@ -106,3 +106,10 @@ def test_small_real_run_summary_and_resume(tmp_path, capsys) -> None:
     assert rows["keras_default"]["val_acc_ci"] is not None
     code, _, err = _cli(capsys, *argv)  # same study again: everything is resumed
     assert code == 0 and "4 finished model(s) skipped" in err
+
+
+def test_missing_extra_is_reported_before_training(capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setitem(sys.modules, "wandb", None)  # makes `import wandb` raise ImportError
+    code, _, err = _cli(capsys, "run", "smoke", "--wandb", "--out", str(tmp_path / "r"))
+    assert code == 2 and "pip install 'initlab[wandb]'" in err
+    assert not (tmp_path / "r").exists()

@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     _check_positive("--limit-val", args.limit_val)
     _check_positive("--max-group", args.max_group)
     _check_device(args.device)
+    _check_extras(args)
     config = load_study_config(args.study)
     config = config.with_overrides(seeds=args.seeds, epochs=args.epochs, schemes=args.schemes)
     if args.limit_train or args.limit_val:
@@ -185,6 +186,16 @@ def run(args: argparse.Namespace) -> int:
     print(render_table(summarize(store)))
     print(f"wall time {result.wall:.1f} s; results in {out}", file=sys.stderr)
     return _after_run(out, args)
+
+
+def _check_extras(args: argparse.Namespace) -> None:
+    """A missing optional package is reported before training, not after it."""
+    from initlab.report.extras import require
+
+    if args.tensorboard:
+        require("tensorboard.summary.writer.event_file_writer", "tensorboard")
+    if args.wandb:
+        require("wandb", "wandb")
 
 
 def _check_device(device: str) -> None:
