@@ -71,9 +71,10 @@ def _writable_dir(path: Path) -> Path:
 class Progress:
     """One status line: model-epochs done, ETA, and the latest val accuracy per scheme."""
 
-    def __init__(self, total: int, stream: Any = None, enabled: bool = True) -> None:
+    def __init__(self, total: int, stream: Any = None, enabled: bool = True, every: int = 0) -> None:
         stream = sys.stderr if stream is None else stream
         self.total, self.done, self.stream = total, 0, stream
+        self.every = every  #: without a terminal, also print after every this-many model-epochs
         self.enabled = enabled
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.latest: dict[str, dict[int, float]] = {}
@@ -106,7 +107,8 @@ class Progress:
             self.stream.write("\r\x1b[K" + self.line()[: os.get_terminal_size(self.stream.fileno()).columns - 1]
                               if hasattr(self.stream, "fileno") else "\r" + self.line())
             self.stream.flush()
-        elif force or now - self._last_print > 10 or self.done == self.total:
+        elif (force or now - self._last_print > 10 or self.done == self.total
+              or (self.every and self.done % self.every == 0)):
             self._last_print = now
             print(self.line(), file=self.stream, flush=True)
 
@@ -166,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     epochs = max(int(c.train.get("epochs", 10)) for c in study.cells)
     store.attach(study)  # validates a resumed run dir up front; run_study attaches again (idempotent)
     pending = len(store.pending_cells())
-    progress = Progress(pending * epochs, enabled=not args.quiet)
+    progress = Progress(pending * epochs, enabled=not args.quiet, every=pending)
     print(f"initlab run: study {study.name!r}, {len(study.cells)} models "
           f"({len(config.schemes)} schemes x {len(config.seeds)} seeds"
           + (f" x {len(config.models)} models" if len(config.models) > 1 else "")
