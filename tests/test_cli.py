@@ -113,3 +113,19 @@ def test_missing_extra_is_reported_before_training(capsys, monkeypatch, tmp_path
     code, _, err = _cli(capsys, "run", "smoke", "--wandb", "--out", str(tmp_path / "r"))
     assert code == 2 and "pip install 'initlab[wandb]'" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_progress_line_shows_live_accuracy_and_divergence() -> None:
+    import io
+
+    from initlab.cli.run_cmd import Progress
+
+    stream = io.StringIO()
+    p = Progress(4, stream=stream, every=2)
+    p.update("ones", 0, 0, {"val_acc": 0.1})  # epoch 0 (at init) is not progress
+    p.update("ones", 0, 1, {"val_acc": float("nan")})
+    p.update("he_normal", 0, 1, {"val_acc": 0.8})
+    p.update("he_normal", 1, 1, {"val_acc": 0.6})
+    line = p.line()
+    assert "3/4 model-epochs" in line and "ones diverged" in line and "he_normal 0.700" in line
+    assert stream.getvalue().count("\n") >= 1  # printed without a terminal

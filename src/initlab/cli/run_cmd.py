@@ -95,7 +95,11 @@ class Progress:
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / frac - elapsed if frac > 0 else float("nan")
         bar = "#" * int(24 * frac) + "." * (24 - int(24 * frac))
-        accs = "  ".join(f"{s} {sum(v.values()) / len(v):.3f}" for s, v in self.latest.items() if v)
+        def show(values: dict[int, float]) -> str:
+            live = [a for a in values.values() if a == a]  # diverged models report NaN
+            return f"{sum(live) / len(live):.3f}" if live else "diverged"
+
+        accs = "  ".join(f"{s} {show(v)}" for s, v in self.latest.items() if v)
         eta_txt = f"{eta:4.0f}s" if eta == eta else "   ?"
         return f"[{bar}] {self.done}/{self.total} model-epochs, eta {eta_txt} | val acc: {accs}"
 
