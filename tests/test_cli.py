@@ -129,3 +129,21 @@ def test_progress_line_shows_live_accuracy_and_divergence() -> None:
     line = p.line()
     assert "3/4 model-epochs" in line and "ones diverged" in line and "he_normal 0.700" in line
     assert stream.getvalue().count("\n") >= 1  # printed without a terminal
+
+
+def test_progress_counts_the_epochs_a_diverged_model_skips() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from initlab.cli.run_cmd import Progress, _ProgressSink
+
+    cell = SimpleNamespace(key="k", scheme="ones", seed=0, train={"epochs": 10})
+    calls = []
+    inner = SimpleNamespace(cells=(cell,), key=lambda c: "k",
+                            epoch=lambda *a, **k: calls.append("epoch"),
+                            diverged=lambda *a, **k: calls.append("diverged"))
+    progress = Progress(10, stream=io.StringIO())
+    sink = _ProgressSink(inner, progress)
+    sink.epoch(0, 1, {"val_acc": float("nan")})
+    sink.diverged(0, epoch=1, step=3)
+    assert calls == ["epoch", "diverged"] and progress.done == 10

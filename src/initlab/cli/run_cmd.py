@@ -90,6 +90,10 @@ class Progress:
             self.latest.setdefault(scheme, {})[seed] = float(acc)
         self.render()
 
+    def skip(self, n: int) -> None:
+        """Epochs a diverged model will not train (it is frozen): count them as done."""
+        self.done = min(self.done + n, self.total)
+
     def line(self) -> str:
         frac = self.done / self.total if self.total else 1.0
         elapsed = time.perf_counter() - self.t0
@@ -131,10 +135,18 @@ class _ProgressSink:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sink, name)
 
+    def diverged(self, cell: Any, *, epoch: int | None = None, **kw: Any) -> None:
+        self._sink.diverged(cell, epoch=epoch, **kw)
+        c = self._cell(cell)
+        self._progress.skip(max(int(c.train.get("epochs", 10)) - int(epoch or 0), 0))
+
+    def _cell(self, cell: Any) -> Any:
+        return self._sink.cells[cell] if isinstance(cell, int) else next(
+            x for x in self._sink.cells if x.key == self._sink.key(cell))
+
     def epoch(self, cell: Any, epoch: int, metrics: Any, **kw: Any) -> None:
         self._sink.epoch(cell, epoch, metrics, **kw)
-        c = self._sink.cells[cell] if isinstance(cell, int) else next(
-            x for x in self._sink.cells if x.key == self._sink.key(cell))
+        c = self._cell(cell)
         self._progress.update(c.scheme, c.seed, epoch, dict(metrics))
 
 
