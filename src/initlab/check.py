@@ -120,9 +120,7 @@ def check(model: nn.Module, scheme: "str | Scheme", *, sigmas: float = 5.0, ks_a
         n = w.numel()
         m, v = float(w.mean()), float(w.var(unbiased=False))
         if not law.is_random:
-            expected = torch.empty(slot.block_shape, dtype=torch.float64)
-            for _ in range(1):
-                s.init_(expected, fans=(fi, fo))
+            expected = s.init_(torch.empty(slot.block_shape, dtype=torch.float64), fans=(fi, fo))
             exp_full = expected.repeat(slot.blocks, *([1] * (expected.dim() - 1))).reshape(-1)
             same = bool(torch.allclose(w, exp_full, rtol=1e-6, atol=1e-7))
             report.layers.append(CheckRow(slot.name, tuple(slot.param.shape), law.family, law.mean, m, law.std,
@@ -157,14 +155,14 @@ def _check_data_dependent(model: nn.Module, s: Scheme, slots: list, report: Chec
                           data: Any) -> CheckReport:
     if data is None:
         raise InitlabError(f"scheme {s.spec!r} is data-dependent: pass data=<the batch it was fitted on> to check it")
-    from initlab.schemes.lsuv import _output_stats
+    from initlab.schemes.lsuv import output_stats
 
     tol = float(s.params["tol"])
     was = model.training
     model.eval()
     try:
         for name, module in forward_layers(slots):
-            mean, var = _output_stats(model, module, data)
+            mean, var = output_stats(model, module, data)
             ok = abs(var - 1.0) < tol if s.name != "lsuv_fastai" else (abs(mean) < tol and abs(math.sqrt(var) - 1) < tol)
             w = module.weight.detach().double()
             report.layers.append(CheckRow(

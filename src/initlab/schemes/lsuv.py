@@ -49,7 +49,8 @@ class LSUVStep:
     converged: bool
 
 
-def _output_stats(model: nn.Module, module: nn.Module, data: Any) -> tuple[float, float]:
+def output_stats(model: nn.Module, module: nn.Module, data: Any) -> tuple[float, float]:
+    """Mean and variance of *module*'s output when *model* runs on *data* (forward stops there)."""
     box: dict[str, torch.Tensor] = {}
 
     def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
@@ -92,7 +93,7 @@ class LSUVScheme(Scheme):
         steps: list[LSUVStep] = []
         try:
             for name, module in layers:
-                mean, var = _output_stats(model, module, data)
+                mean, var = output_stats(model, module, data)
                 it = 0
                 while it < max_iter and not self._done(mean, var, tol):
                     if not var > 0 or not math.isfinite(var):
@@ -100,8 +101,8 @@ class LSUVScheme(Scheme):
                     with torch.no_grad():
                         if self.centre and getattr(module, "bias", None) is not None:
                             module.bias.sub_(mean)
-                        module.weight.div_(math.sqrt(var) if not self.centre else math.sqrt(var))
-                    mean, var = _output_stats(model, module, data)
+                        module.weight.div_(math.sqrt(var))  # both variants divide by the std
+                    mean, var = output_stats(model, module, data)
                     it += 1
                 steps.append(LSUVStep(name, it, mean, var, self._done(mean, var, tol)))
         finally:
