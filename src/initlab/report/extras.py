@@ -17,11 +17,13 @@ pip install 'initlab[tensorboard]'``.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from initlab.errors import InitlabError
 
-__all__ = ["EXTRAS", "require"]
+__all__ = ["EXTRAS", "export_inputs", "require"]
 
 #: extra name -> (feature, packages it provides).
 EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -42,3 +44,18 @@ def require(module: str, extra: str) -> ModuleType:
         raise InitlabError(
             f"{feature} needs the '{top}' package; install it with pip install 'initlab[{extra}]'"
         ) from None
+
+
+def export_inputs(run_dir: Any, out_dir: Any, data: Any = None) -> tuple[Any, Path]:
+    """What every export starts from: the run's data (loaded unless given) and the output
+    directory, created, or a one-line error when it cannot be."""
+    if data is None:
+        from initlab.report.rundata import load_run
+
+        data = load_run(run_dir)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InitlabError(f"cannot create {str(out)!r}: {exc.strerror}; choose a writable directory") from None
+    return data, out

@@ -177,15 +177,9 @@ def export_tables(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
 
         require("pandas", "parquet")
         require("pyarrow", "parquet")
-    if data is None:
-        from initlab.report.rundata import load_run
+    from initlab.report.extras import export_inputs
 
-        data = load_run(run_dir)
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InitlabError(f"cannot create {str(out)!r}: {exc.strerror}; choose a writable directory") from None
+    data, out = export_inputs(run_dir, out_dir, data)
     written: dict[str, Path] = {}
     for name in names:
         columns = ID_COLUMNS + TABLES[name]

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from initlab.errors import InitlabError
 from initlab.report.histo import occupied
 from initlab.report.types import METRICS, CellData, RunData
 
@@ -105,15 +104,9 @@ def export_tensorboard(run_dir: str | os.PathLike[str], out_dir: str | os.PathLi
     pb = require("tensorboard.compat.proto.summary_pb2", "tensorboard")
     event_pb2 = require("tensorboard.compat.proto.event_pb2", "tensorboard")
     writer_mod = require("tensorboard.summary.writer.event_file_writer", "tensorboard")
-    if data is None:
-        from initlab.report.rundata import load_run
+    from initlab.report.extras import export_inputs
 
-        data = load_run(run_dir)
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InitlabError(f"cannot create {str(out)!r}: {exc.strerror}; choose a writable directory") from None
+    data, out = export_inputs(run_dir, out_dir, data)
     multi = len(data.groups()) > 1
     written: list[Path] = []
     for cell in data.cells:

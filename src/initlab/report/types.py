@@ -51,6 +51,16 @@ def _f64(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=float).reshape(-1)
 
 
+
+def _stat_at(stats: dict[str, np.ndarray], epochs: np.ndarray, name: str, epoch: int) -> float:
+    """``stats[name]`` at ``epoch`` (NaN if not recorded)."""
+    values = stats.get(name)
+    idx = np.flatnonzero(epochs == epoch)
+    if values is None or idx.size == 0:
+        return math.nan
+    return float(values[idx[0]])
+
+
 @dataclass
 class ParamSeries:
     """One parameter tensor (a layer's ``weight`` or ``bias``) over the recorded epochs.
@@ -103,11 +113,7 @@ class ParamSeries:
 
     def stat(self, name: str, epoch: int) -> float:
         """The statistic ``name`` at ``epoch`` (NaN if not recorded)."""
-        values = self.stats.get(name)
-        idx = np.flatnonzero(self.epochs == epoch)
-        if values is None or idx.size == 0:
-            return math.nan
-        return float(values[idx[0]])
+        return _stat_at(self.stats, self.epochs, name, epoch)
 
 
 @dataclass
@@ -127,11 +133,7 @@ class ActivationSeries:
         self.stats = {k: _f64(v) for k, v in self.stats.items()}
 
     def stat(self, name: str, epoch: int) -> float:
-        values = self.stats.get(name)
-        idx = np.flatnonzero(self.epochs == epoch)
-        if values is None or idx.size == 0:
-            return math.nan
-        return float(values[idx[0]])
+        return _stat_at(self.stats, self.epochs, name, epoch)
 
 
 @dataclass
