@@ -200,22 +200,73 @@ def test_summary_statistics_match_scipy() -> None:
     assert final_metric(cells[0], "val_loss") == pytest.approx(1 - 0.84)
 
 
-def test_summary_agrees_with_initlab_summary(tiny_run: Path) -> None:
+def _same(a: float | None, b: float | None) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
+def test_report_and_initlab_summary_feed_the_same_cells_to_one_implementation(
+        tiny_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both adapters (RunData here, the SQLite store for ``initlab summary``) hand the same
+    per-cell records to initlab.study.summary.scheme_stats and only rename its output."""
     from initlab.study import Store
-    from initlab.study.summary import summarize as study_summarize
+    from initlab.study import summary as core
+
+    calls: list[tuple[str, list, dict, core.SchemeStats]] = []
+    real = core.scheme_stats
+
+    def spy(scheme: str, cells: list, **options: float) -> core.SchemeStats:
+        out = real(scheme, cells, **options)
+        calls.append((scheme, list(cells), options, out))
+        return out
+
+    monkeypatch.setattr(core, "scheme_stats", spy)
+    run = load_run(tiny_run)
+    (model, dataset), = run.groups()
+    mine = summarize(run, model, dataset, target=0.3)
+    from_report, calls[:] = list(calls), []
+    with Store.open(tiny_run) as store:
+        theirs = core.summarize(store, threshold=0.3).rows
+    from_store = calls
+
+    assert [c[0] for c in from_report] == [c[0] for c in from_store] == list(SCHEMES)
+    for (_, cells_r, opts_r, _), (_, cells_s, opts_s, _) in zip(from_report, from_store):
+        assert opts_r == opts_s == {"threshold": 0.3, "level": 0.95}
+        assert [c.status for c in cells_r] == ["done", "done"]
+        assert [c.epochs for c in cells_r] == [(0, 1, 2)] * 2
+        assert repr(cells_r) == repr(cells_s)  # repr: NaN-aware equality of the curves
+    assert any(st.reached for *_, st in from_report)  # the epochs-to column is exercised
+    for row, (*_, st) in zip(mine, from_report):
+        assert (row.scheme, row.n_done, row.n_finished, row.n_seeds, row.diverged, row.reached_target,
+                row.best_epoch) == (st.scheme, st.done, st.finished, st.planned, st.diverged, st.reached,
+                                    st.best_epoch)
+        for a, b in ((row.acc_mean, st.val_acc), (row.acc_ci, st.val_acc_ci), (row.loss_mean, st.val_loss),
+                     (row.loss_ci, st.val_loss_ci), (row.best_acc, st.best_acc),
+                     (row.epochs_to_target, st.epochs_to if st.reached else None)):
+            assert _same(a, b)
+    for row, (*_, st) in zip(theirs, from_store):
+        assert (row.scheme, row.planned, row.finished, row.n, row.diverged, row.reached) == (
+            st.scheme, st.planned, st.finished, st.n, st.diverged, st.reached)
+        for a, b in ((row.val_acc, st.val_acc), (row.val_acc_ci, st.val_acc_ci), (row.val_loss, st.val_loss),
+                     (row.val_loss_ci, st.val_loss_ci), (row.epochs_to, st.epochs_to)):
+            assert _same(a, b)
+
+
+def test_report_cell_results_are_the_stored_curves(tiny_run: Path) -> None:
+    from initlab.report.summary import cell_results
+    from initlab.study import Store
 
     run = load_run(tiny_run)
-    mine = {r.scheme: r for r in summarize(run, run.cells[0].model, run.cells[0].dataset, target=0.3)}
+    (model, dataset), = run.groups()
+    by_scheme = cell_results(run, model, dataset)
+    assert list(by_scheme) == list(SCHEMES)
     with Store.open(tiny_run) as store:
-        theirs = {r.scheme: r for r in study_summarize(store, threshold=0.3).rows}
-    assert set(mine) == set(theirs) == set(SCHEMES)
-    for s in SCHEMES:
-        assert mine[s].acc_mean == pytest.approx(theirs[s].val_acc, nan_ok=True)
-        assert mine[s].acc_ci == pytest.approx(theirs[s].val_acc_ci, nan_ok=True)
-        assert mine[s].loss_mean == pytest.approx(theirs[s].val_loss, nan_ok=True)
-        assert mine[s].reached_target == theirs[s].reached
-        if theirs[s].reached:
-            assert mine[s].epochs_to_target == pytest.approx(theirs[s].epochs_to)
+        rows = store.epochs()
+        for scheme, cells in by_scheme.items():
+            for res, cell in zip(cells, run.cells_of(model, dataset, scheme)):
+                stored = [r for r in rows if r["cell"] == cell.key]
+                assert res.epochs == tuple(r["epoch"] for r in stored)
+                assert res.val_acc == tuple(r["val_acc"] for r in stored)
+                assert res.val_loss == tuple(r["val_loss"] for r in stored)
 
 
 # -- conformance -----------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Per-scheme summaries (initlab.study.summary) and ``initlab summary``."""
+"""Per-scheme summaries (initlab.study.summary: the math on plain records, the store
+adapter, the text/JSON outputs) and ``initlab summary``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -13,6 +15,15 @@ import pytest
 from initlab.engine.models import MLPSpec
 from initlab.errors import InitlabError
 from initlab.study import Store, StudyConfig, render_table, summarize, summary_json
+from initlab.study.summary import (
+    CellResult,
+    cell_results,
+    final_value,
+    first_epoch_reaching,
+    mean_curve,
+    scheme_stats,
+    summarize_schemes,
+)
 
 scipy_stats = pytest.importorskip("scipy.stats")
 
@@ -207,3 +218,109 @@ def test_cli_summary_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureF
         pass
     code, _, err = _cli(["summary", str(tmp_path / "empty")], capsys)
     assert code == 2 and "holds no study" in err
+
+
+# -- the summary math on plain records (initlab.study.summary.scheme_stats & co) ----------
+
+
+def _res(acc: list[float], status: str = "done", loss: list[float] | None = None,
+         epochs: list[int] | None = None) -> CellResult:
+    epochs = list(range(len(acc))) if epochs is None else epochs
+    return CellResult(status, epochs, acc, [1.0 - a for a in acc] if loss is None else loss)
+
+
+def test_scheme_stats_of_plain_records_match_an_independent_computation() -> None:
+    cells = [
+        _res([0.1, 0.70, 0.81, 0.84]),
+        _res([0.1, 0.90, 0.79, 0.86], loss=[2.0, 0.5, 0.4, math.nan]),  # NaN final loss: left out
+        _res([0.1, 0.82, 0.83, 0.85], epochs=[0, 3, 1, 2]),  # rows out of order: last is epoch 3
+        _res([0.1, 0.5, 0.95, math.nan], "diverged"),  # reaches 0.8 at 2, but no final metrics
+        _res([0.1, 0.99], "running"),  # unfinished: counts only in planned
+        _res([0.1], "done"),  # done without a trained epoch: in done, not in n
+    ]
+    st = scheme_stats("s", cells, threshold=0.8, level=0.9)
+    finals = [0.84, 0.86, 0.82]
+    lo, hi = scipy_stats.t.interval(0.9, 2, loc=np.mean(finals), scale=scipy_stats.sem(finals))
+    assert st.val_acc == pytest.approx(np.mean(finals)) and st.val_acc_ci == pytest.approx((hi - lo) / 2)
+    assert st.final_accs == pytest.approx(finals)
+    losses = [1 - 0.84, 1 - 0.82]
+    lo, hi = scipy_stats.t.interval(0.9, 1, loc=np.mean(losses), scale=scipy_stats.sem(losses))
+    assert st.val_loss == pytest.approx(np.mean(losses)) and st.val_loss_ci == pytest.approx((hi - lo) / 2)
+    assert (st.planned, st.finished, st.done, st.n, st.diverged) == (6, 5, 4, 3, 1)
+    # first epochs reaching 0.8: 2, 1, 1 (epoch 1 holds 0.83), 2 (diverged counts); the last done: never
+    assert st.reached == 4 and st.epochs_to == pytest.approx(np.mean([2, 1, 1, 2]))
+    # seed-mean accuracy of the done cells per epoch: 1 -> (.70+.90+.83)/3, 2 -> (.81+.79+.85)/3, ...
+    means = {1: np.mean([0.70, 0.90, 0.83]), 2: np.mean([0.81, 0.79, 0.85]), 3: np.mean([0.84, 0.86, 0.82])}
+    best = max(means, key=means.get)
+    assert st.best_epoch == best and st.best_acc == pytest.approx(means[best])
+    assert not st.is_best and math.isnan(st.p_vs_best)
+
+    none = scheme_stats("z", [_res([0.1, 0.2], "diverged"), _res([], "pending")], threshold=0.8)
+    assert (none.n, none.done, none.reached, none.best_epoch, none.final_accs) == (0, 0, 0, None, ())
+    assert all(math.isnan(v) for v in (none.val_acc, none.val_acc_ci, none.epochs_to, none.best_acc))
+
+
+def test_summarize_schemes_tests_each_scheme_against_the_best() -> None:
+    good = [[0.1, 0.84], [0.1, 0.86], [0.1, 0.85]]
+    bad = [[0.1, 0.60], [0.1, 0.58], [0.1, 0.59]]
+    results = {
+        "bad": [_res(a) for a in bad],
+        "single": [_res([0.1, 0.7]), _res([0.1, 0.9], "diverged")],  # one final value: no test
+        "good": [_res(a) for a in good],
+        "empty": [_res([], "pending")],
+    }
+    rows = summarize_schemes(results, alpha=0.01)
+    assert [r.scheme for r in rows] == list(results)  # input order is kept
+    by = {r.scheme: r for r in rows}
+    assert [r.scheme for r in rows if r.is_best] == ["good"]
+    want = scipy_stats.ttest_ind([a[-1] for a in bad], [a[-1] for a in good], equal_var=False).pvalue
+    assert by["bad"].p_vs_best == pytest.approx(want, rel=1e-9)
+    assert by["bad"].significant == (want < 0.01)
+    for name in ("single", "empty", "good"):
+        assert math.isnan(by[name].p_vs_best) and not by[name].significant
+    # the per-scheme statistics are those of scheme_stats
+    alone = scheme_stats("bad", results["bad"])
+    assert by["bad"] == dataclasses.replace(alone, p_vs_best=by["bad"].p_vs_best, significant=by["bad"].significant)
+    # nothing scored: no best, no tests
+    assert not any(r.is_best for r in summarize_schemes({"x": [_res([0.1, 0.5], "diverged")]}))
+
+
+def test_summary_math_rejects_bad_inputs() -> None:
+    with pytest.raises(InitlabError, match="val_acc has 2 values for 3 epochs"):
+        CellResult("done", [0, 1, 2], [0.1, 0.2], [1.0, 1.0, 1.0])
+    for kwargs, words in (({"threshold": 0.0}, "threshold"), ({"threshold": 1.5}, "threshold"),
+                          ({"level": 1.0}, "confidence level"), ({"alpha": 0.0}, "significance level")):
+        with pytest.raises(InitlabError, match=words):
+            summarize_schemes({"s": [_res([0.1, 0.9])]}, **kwargs)
+    with pytest.raises(InitlabError, match="threshold"):
+        scheme_stats("s", [], threshold=-1.0)
+
+
+def test_record_helpers() -> None:
+    assert final_value([0, 2, 1], [0.1, 0.3, 0.2]) == 0.3
+    assert math.isnan(final_value([0], [0.1])) and math.isnan(final_value([], []))
+    assert first_epoch_reaching([0, 3, 1, 2], [0.9, 0.85, 0.5, 0.8], 0.8) == 2  # epoch 0 never counts
+    assert first_epoch_reaching([0, 1], [0.9, math.nan], 0.8) is None
+    ep, mean, lo, hi = mean_curve([([0, 1, 2], [0.1, 0.5, math.nan]), ([0, 1, 3], [0.3, math.inf, 0.7]),
+                                   ([4], [math.nan])])
+    assert ep.tolist() == [0, 1, 3]  # epoch 2 has no finite value, epoch 4 none at all
+    np.testing.assert_allclose(mean, [0.2, 0.5, 0.7])
+    np.testing.assert_allclose(lo, [0.1, 0.5, 0.7])
+    np.testing.assert_allclose(hi, [0.3, 0.5, 0.7])
+    assert [a.size for a in mean_curve([])] == [0, 0, 0, 0]
+
+
+def test_store_cell_results_are_the_recorded_curves(tmp_path: Path) -> None:
+    curves, cells = _fill(tmp_path)
+    with Store.open(tmp_path) as store:
+        groups = cell_results(store)
+        statuses = {c.key: c.status for c in store.cells()}
+    assert list(groups) == [("fashion-mnist", "mlp-8-relu-d0.2", s) for s in ("he_normal", "zeros")]
+    flat = [r for rs in groups.values() for r in rs]
+    assert len(flat) == len(cells)
+    for res, cell in zip(flat, cells):
+        assert res.status == statuses[cell.key]
+        recorded = curves.get(cell.key, [])[:len(res.epochs)]
+        assert res.epochs == tuple(range(len(recorded)))
+        assert repr(res.val_acc) == repr(tuple(a for a, _ in recorded))
+        assert repr(res.val_loss) == repr(tuple(v for _, v in recorded))

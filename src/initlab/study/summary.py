@@ -1,33 +1,246 @@
 """Per-scheme summary of a study's results (the article's comparison, with error bars).
 
-One row per (dataset, model, scheme), in study order. Over the row's seeds:
+This module is the one implementation of the per-scheme summary. Its math works on plain
+per-model records (:class:`CellResult`: a cell's status and validation curve), so every
+reader of results goes through it:
 
-* ``val_acc``, ``val_loss``: validation accuracy (fraction) and loss after the last
-  recorded epoch, as mean and half-width of the ``level`` t confidence interval
-  (:func:`initlab.stats.mean_ci`; half-width NaN for a single seed). Means are over the
-  cells that finished without diverging (``n``); a diverged model has no meaningful
-  final metrics, it is counted in ``diverged`` instead. Non-finite values are left out.
-* ``epochs_to``: the first epoch (1-based) whose validation accuracy reached
-  ``threshold`` (default 0.80), averaged over the finished cells that reached it
-  (``reached`` of ``finished``); NaN ("never") when none did.
-* ``finished`` / ``planned``: cells done or diverged / cells in the study. A study with
-  unfinished cells (pending, running, failed) is summarized from what finished and
-  flagged ``partial``.
+* :func:`scheme_stats` / :func:`summarize_schemes` -- the math (no I/O);
+* :func:`summarize` -- adapter over the SQLite store (``initlab summary RUN_DIR`` and the
+  end-of-run table of ``initlab run``), with :func:`render_table` / :func:`summary_json`;
+* :func:`initlab.report.summary.summarize` -- adapter over the report's ``RunData``.
+
+Definitions, for one scheme (one comparison group: same dataset and model). Let
+:math:`x_1..x_n` be the validation accuracies after the last recorded training epoch
+(the largest ``epoch >= 1``; epoch 0 is the state at init) of the seeds that finished
+without diverging (status ``done``), non-finite values left out:
+
+* ``val_acc +- val_acc_ci``: :math:`\\bar x \\pm t_{(1+\\ell)/2,\\,n-1}\\, s_x/\\sqrt n` with
+  :math:`\\ell` = ``level`` (:func:`initlab.stats.mean_ci`; Student 1908); the half-width
+  is NaN for :math:`n = 1` and both are NaN for :math:`n = 0`. Likewise ``val_loss``.
+  A diverged model has no meaningful final metrics: it is counted in ``diverged``.
+* ``epochs_to``: per finished seed (done or diverged), the first epoch ``>= 1`` whose
+  validation accuracy is finite and :math:`\\ge` ``threshold`` (default 0.80); the mean
+  over the seeds that reached it (``reached`` of ``finished``); NaN ("never") if none did.
+* ``best_epoch``: the epoch ``>= 1`` maximizing the seed-mean validation accuracy of the
+  ``done`` seeds (:func:`mean_curve`), and that mean, ``best_acc``.
+* ``p_vs_best`` (:func:`summarize_schemes` only): Welch's two-sided t-test
+  (:func:`initlab.stats.welch_t`; Welch 1947) of the final accuracies of the scheme against
+  those of the best scheme (highest ``val_acc``); ``significant`` when :math:`p < \\alpha`.
+  NaN when either side has fewer than two values. No correction for multiple comparisons;
+  with :math:`k` schemes a Bonferroni reading is :math:`p < \\alpha/(k-1)`.
+* ``planned`` / ``finished`` / ``done`` / ``n``: cells in the study / done or diverged /
+  done / done with at least one trained epoch. A study with unfinished cells (pending,
+  running, failed) is summarized from what finished and flagged ``partial``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from initlab.errors import InitlabError
-from initlab.stats import mean_ci
+from initlab.stats import mean_ci, welch_t
 from initlab.study.store import FINAL_STATUSES, Store
 
-__all__ = ["Summary", "SummaryRow", "render_table", "summarize", "summary_json"]
+__all__ = [
+    "CellResult",
+    "SchemeStats",
+    "Summary",
+    "SummaryRow",
+    "cell_results",
+    "final_value",
+    "first_epoch_reaching",
+    "mean_curve",
+    "render_table",
+    "scheme_stats",
+    "summarize",
+    "summarize_schemes",
+    "summary_json",
+]
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """What the summary needs of one trained model (one cell): its status and validation
+    curve. ``epochs[i]`` pairs with ``val_acc[i]`` and ``val_loss[i]``; epoch 0 is the
+    state at init; accuracies are fractions; NaN where a value is missing. Any sequence
+    (list, NumPy array) is accepted and stored as a tuple of ``int`` / ``float``."""
+
+    status: str
+    epochs: Sequence[int] = ()
+    val_acc: Sequence[float] = ()
+    val_loss: Sequence[float] = ()
+
+    def __post_init__(self) -> None:
+        epochs = tuple(int(e) for e in self.epochs)
+        for name in ("val_acc", "val_loss"):
+            values = tuple(float(v) for v in getattr(self, name))
+            if len(values) != len(epochs):
+                raise InitlabError(f"cell result: {name} has {len(values)} values for {len(epochs)} "
+                                   f"epochs; give one value per epoch (NaN where missing)")
+            object.__setattr__(self, name, values)
+        object.__setattr__(self, "epochs", epochs)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the cell's results are final (done or diverged)."""
+        return self.status in FINAL_STATUSES
+
+    @property
+    def trained(self) -> bool:
+        """Whether at least one training epoch (``epoch >= 1``) was recorded."""
+        return any(e >= 1 for e in self.epochs)
+
+
+def final_value(epochs: Iterable[int], values: Iterable[float]) -> float:
+    """The value at the last recorded training epoch (the largest ``epoch >= 1``; the
+    first such row if repeated), or NaN if no training epoch was recorded."""
+    last, value = 0, math.nan
+    for e, v in zip(epochs, values):
+        if e >= 1 and e > last:
+            last, value = e, float(v)
+    return value
+
+
+def first_epoch_reaching(epochs: Iterable[int], acc: Iterable[float], threshold: float) -> int | None:
+    """The first training epoch (``>= 1``) whose accuracy is finite and ``>= threshold``,
+    or ``None`` if there is none."""
+    hits = [int(e) for e, a in zip(epochs, acc) if e >= 1 and math.isfinite(a) and a >= threshold]
+    return min(hits) if hits else None
+
+
+def mean_curve(curves: Iterable[tuple[Sequence[int], Sequence[float]]]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(epochs, mean, lo, hi)`` over seeds of ``(epochs, values)`` curves: per epoch the
+    NaN-ignoring mean :math:`\\frac{1}{|S_e|}\\sum_{i \\in S_e} y_{i,e}` over the curves
+    :math:`S_e` with a finite value there, and the min/max band. Non-finite values count
+    as missing; epochs where no curve has a value are dropped."""
+    pairs = [(list(ep), list(v)) for ep, v in curves]
+    all_epochs = sorted({int(e) for ep, _ in pairs for e in ep})
+    if not all_epochs:
+        empty = np.zeros(0)
+        return empty.astype(int), empty, empty, empty
+    grid = np.full((len(pairs), len(all_epochs)), np.nan)
+    pos = {e: i for i, e in enumerate(all_epochs)}
+    for r, (ep, values) in enumerate(pairs):
+        for e, v in zip(ep, values):
+            grid[r, pos[int(e)]] = v
+    grid[~np.isfinite(grid)] = np.nan
+    keep = ~np.all(np.isnan(grid), axis=0)
+    grid = grid[:, keep]
+    epochs = np.asarray(all_epochs)[keep]
+    if grid.size == 0:
+        return epochs, np.zeros(0), np.zeros(0), np.zeros(0)
+    return epochs, np.nanmean(grid, axis=0), np.nanmin(grid, axis=0), np.nanmax(grid, axis=0)
+
+
+# -- the math ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SchemeStats:
+    """The summary of one scheme (see the module docstring for the definitions).
+
+    ``final_accs`` is the sample behind ``val_acc`` (finite final accuracies of the
+    ``done`` seeds, in input order). ``is_best``, ``p_vs_best`` and ``significant`` are
+    set by :func:`summarize_schemes` (defaults from :func:`scheme_stats` alone).
+    """
+
+    scheme: str
+    planned: int
+    finished: int
+    done: int
+    n: int
+    diverged: int
+    val_acc: float
+    val_acc_ci: float
+    val_loss: float
+    val_loss_ci: float
+    epochs_to: float
+    reached: int
+    best_epoch: int | None
+    best_acc: float
+    final_accs: tuple[float, ...]
+    is_best: bool = False
+    p_vs_best: float = math.nan
+    significant: bool = False
+
+
+def _check_options(threshold: float, level: float, alpha: float = 0.05) -> None:
+    if not (0.0 < threshold <= 1.0):
+        raise InitlabError(f"accuracy threshold must be a fraction in (0, 1], got {threshold}")
+    if not (0.0 < level < 1.0):
+        raise InitlabError(f"confidence level must be in (0, 1), got {level}")
+    if not (0.0 < alpha < 1.0):
+        raise InitlabError(f"significance level must be in (0, 1), got {alpha}")
+
+
+def _ci(values: Iterable[float], level: float) -> tuple[float, float]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan
+    return mean_ci(finite, level)
+
+
+def scheme_stats(scheme: str, cells: Sequence[CellResult], *, threshold: float = 0.8,
+                 level: float = 0.95) -> SchemeStats:
+    """The summary of one scheme from its cells (one per seed), without the comparison
+    with the other schemes (see :func:`summarize_schemes`)."""
+    _check_options(threshold, level)
+    finished = [c for c in cells if c.finished]
+    done = [c for c in cells if c.status == "done"]
+    accs = [final_value(c.epochs, c.val_acc) for c in done]
+    acc, acc_ci = _ci(accs, level)
+    loss, loss_ci = _ci((final_value(c.epochs, c.val_loss) for c in done), level)
+    hits = [h for h in (first_epoch_reaching(c.epochs, c.val_acc, threshold) for c in finished)
+            if h is not None]
+    ep, mean, _, _ = mean_curve((c.epochs, c.val_acc) for c in done)
+    best_epoch, best_acc = None, math.nan
+    if np.any(ep >= 1):
+        i = int(np.nanargmax(np.where(ep >= 1, mean, -np.inf)))
+        best_epoch, best_acc = int(ep[i]), float(mean[i])
+    return SchemeStats(
+        scheme=scheme, planned=len(cells), finished=len(finished), done=len(done),
+        n=sum(c.trained for c in done), diverged=sum(c.status == "diverged" for c in cells),
+        val_acc=acc, val_acc_ci=acc_ci, val_loss=loss, val_loss_ci=loss_ci,
+        epochs_to=sum(hits) / len(hits) if hits else math.nan, reached=len(hits),
+        best_epoch=best_epoch, best_acc=best_acc,
+        final_accs=tuple(a for a in accs if math.isfinite(a)),
+    )
+
+
+def summarize_schemes(results: Mapping[str, Sequence[CellResult]], *, threshold: float = 0.8,
+                      level: float = 0.95, alpha: float = 0.05) -> list[SchemeStats]:
+    """The summary of one comparison group (same dataset and model): :func:`scheme_stats`
+    per scheme, in the mapping's order, then each scheme against the best one (highest
+    ``val_acc``; the first on ties) by Welch's t-test at level ``alpha``."""
+    _check_options(threshold, level, alpha)
+    rows = [scheme_stats(s, cells, threshold=threshold, level=level) for s, cells in results.items()]
+    scored = [r for r in rows if math.isfinite(r.val_acc)]
+    if not scored:
+        return rows
+    best = max(scored, key=lambda r: r.val_acc)
+    out = []
+    for r in rows:
+        if r is best:
+            r = dataclasses.replace(r, is_best=True)
+        elif len(r.final_accs) >= 2 and len(best.final_accs) >= 2:
+            _, _, p = welch_t(r.final_accs, best.final_accs)
+            r = dataclasses.replace(r, p_vs_best=p, significant=bool(math.isfinite(p) and p < alpha))
+        out.append(r)
+    return out
+
+
+# -- the store adapter -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -80,58 +293,44 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
-def _ci(values: Iterable[float], level: float) -> tuple[float, float]:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return math.nan, math.nan
-    return mean_ci(finite, level)
+def cell_results(store: Store) -> dict[tuple[str, str, str], list[CellResult]]:
+    """The store's cells as :class:`CellResult` lists keyed ``(dataset, model, scheme)``,
+    in study order (first appearance; cells in study order within a key)."""
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for row in store.epochs():
+        curves.setdefault(row["cell"], []).append(row)
+    out: dict[tuple[str, str, str], list[CellResult]] = {}
+    for c in store.cells():
+        rows = curves.get(c.key, [])
+        out.setdefault((c.dataset, c.model, c.scheme), []).append(CellResult(
+            status=c.status, epochs=[r["epoch"] for r in rows],
+            val_acc=[r["val_acc"] for r in rows], val_loss=[r["val_loss"] for r in rows]))
+    return out
 
 
 def summarize(store: Store, *, threshold: float = 0.8, level: float = 0.95) -> Summary:
-    """Summarize the study in ``store`` (see the module docstring)."""
-    if not (0.0 < threshold <= 1.0):
-        raise InitlabError(f"accuracy threshold must be a fraction in (0, 1], got {threshold}")
-    if not (0.0 < level < 1.0):
-        raise InitlabError(f"confidence level must be in (0, 1), got {level}")
+    """Summarize the study in ``store``: one :func:`scheme_stats` row per
+    ``(dataset, model, scheme)``, in study order (see the module docstring)."""
+    _check_options(threshold, level)
     rec = store.study_record()
     if rec is None:
         raise InitlabError(f"results store {str(store.path)!r} holds no study yet; run one first")
-    cells = store.cells()
-    by_cell: dict[str, list[dict[str, Any]]] = {}
-    for row in store.epochs():
-        by_cell.setdefault(row["cell"], []).append(row)
-
-    groups: dict[tuple[str, str, str], list[Any]] = {}
-    for c in cells:
-        groups.setdefault((c.dataset, c.model, c.scheme), []).append(c)
-
+    groups = cell_results(store)
     rows = []
-    for (dataset, model, scheme), members in groups.items():
-        finished = [c for c in members if c.status in FINAL_STATUSES]
-        ok = [c for c in finished if c.status == "done"]
-        finals = []
-        for c in ok:
-            trained = [e for e in by_cell.get(c.key, []) if e["epoch"] >= 1]
-            if trained:
-                finals.append(max(trained, key=lambda e: e["epoch"]))
-        acc, acc_ci = _ci((e["val_acc"] for e in finals), level)
-        loss, loss_ci = _ci((e["val_loss"] for e in finals), level)
-        hits = []
-        for c in finished:
-            for e in by_cell.get(c.key, []):
-                if e["epoch"] >= 1 and math.isfinite(e["val_acc"]) and e["val_acc"] >= threshold:
-                    hits.append(e["epoch"])
-                    break
+    for (dataset, model, scheme), cells in groups.items():
+        st = scheme_stats(scheme, cells, threshold=threshold, level=level)
         rows.append(SummaryRow(
-            dataset=dataset, model=model, scheme=scheme, planned=len(members),
-            finished=len(finished), n=len(finals), diverged=len(finished) - len(ok),
-            val_acc=acc, val_acc_ci=acc_ci, val_loss=loss, val_loss_ci=loss_ci,
-            epochs_to=sum(hits) / len(hits) if hits else math.nan, reached=len(hits),
-        ))
+            dataset=dataset, model=model, scheme=scheme, planned=st.planned, finished=st.finished,
+            n=st.n, diverged=st.diverged, val_acc=st.val_acc, val_acc_ci=st.val_acc_ci,
+            val_loss=st.val_loss, val_loss_ci=st.val_loss_ci, epochs_to=st.epochs_to,
+            reached=st.reached))
     statuses = store.status_counts()
-    return Summary(study=rec.name, total=len(cells),
+    return Summary(study=rec.name, total=sum(len(c) for c in groups.values()),
                    finished=sum(statuses[s] for s in FINAL_STATUSES), statuses=statuses,
                    threshold=threshold, level=level, rows=tuple(rows))
+
+
+# -- text outputs ------------------------------------------------------------------------
 
 
 def _pm(mean: float, half: float, scale: float, digits: int) -> str:
