@@ -266,6 +266,46 @@ def test_seed_fixes_data_order_across_models(data):
     assert not states_equal(r[0].final_state, r[1].final_state)
 
 
+def test_models_sharing_a_seed_share_one_stream_and_train_as_alone(data):
+    """Equal seeds make one data stream (one gather and one set of masks per step, the
+    first layer reading the stream's batch for all its models); each model still trains
+    bit for bit as the reference loop trains it, in input order, interleaved seeds too."""
+    kinds = ("normal", "uniform", "he", "normal")
+    models = [init_model(MLPSpec(), k, i) for i, k in enumerate(kinds)]
+    seeds = [5, 6, 5, 5]
+    d = data.subset(384, 64)
+    cfg = TrainConfig(epochs=2, log_every=1, probe_size=16, hist_bins=5)
+    results = train(models, seeds, d, cfg, adam="foreach")
+    assert [r.model for r in results] == [0, 1, 2, 3]
+    assert [r.seed for r in results] == seeds
+    for m, s, r in zip(models, seeds, results):
+        ref = train_one(m, s, d, cfg)
+        assert states_equal(r.final_state, ref.final_state)
+        assert_metrics_close(r, ref, rel=1e-6)
+        assert [x.loss for x in r.steps] == pytest.approx([x.loss for x in ref.steps], rel=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_divergence_inside_a_shared_stream(activation):
+    """A model of a shared stream that diverges is dropped; the stream goes on for the
+    others, and the streams left re-pack correctly."""
+    spec = MLPSpec(in_features=49, hidden=(16, 8), activation=activation, dropout=0.25)
+    d = make_data(192, 32, side=7)
+    cfg = TrainConfig(epochs=3, batch_size=64, probe_size=8, hist_bins=5)
+    good = [init_model(spec, "normal", i) for i in range(3)]
+    bad = init_model(spec, "normal", 9)
+    with torch.no_grad():
+        bad[1].weight[0, 0] = float("nan")
+    models, seeds = [good[0], bad, good[1], good[2]], [3, 3, 4, 3]
+    res = train(models, seeds, d, cfg, adam="foreach")
+    assert res[1].diverged and res[1].divergence.step == 1
+    for i in (0, 2, 3):
+        assert not res[i].diverged
+        ref = train_one(models[i], seeds[i], d, cfg)
+        assert states_equal(res[i].final_state, ref.final_state)
+        assert_metrics_close(res[i], ref, rel=1e-6)
+
+
 # --------------------------------------------------------------------------- semantics
 
 

@@ -128,10 +128,19 @@ class _BatchedRun:
         self.N = Xtr.shape[0]
         self.spe = config.steps_per_epoch(self.N)
         self.total_steps = self.spe * config.epochs
-        self.stack = ParamStack.from_models(models, dev, spec)
-        self.stepper = BatchedStep(self.stack, Xtr, Ytr, config, adam_impl)
-        self.ids = list(range(len(models)))
-        self.gens = [torch.Generator(device=dev).manual_seed(int(s)) for s in seeds]
+        # models with equal seeds draw equal data orders and dropout masks: they form one
+        # data stream, whose batches and masks are made once per step.  The stack holds
+        # each stream's models next to each other (ids[i]: input position of stack row i).
+        seeds = [int(s) for s in seeds]
+        streams = list(dict.fromkeys(seeds))
+        rank = {s: u for u, s in enumerate(streams)}
+        self.ids = sorted(range(len(models)), key=lambda i: rank[seeds[i]])
+        self.stream = [rank[seeds[i]] for i in self.ids]  # stream of each stack row
+        self.stack = ParamStack.from_models([models[i] for i in self.ids], dev, spec)
+        self.stepper = BatchedStep(
+            self.stack, Xtr, Ytr, config, adam_impl, sizes=self._sizes()
+        )
+        self.gens = [torch.Generator(device=dev).manual_seed(s) for s in streams]
         self.results = [
             TrainResult(model=i, seed=int(s), spec=spec, config=config) for i, s in enumerate(seeds)
         ]
@@ -235,10 +244,19 @@ class _BatchedRun:
                 self.results[self.ids[i]].final_state = self.stack.state_dict(i)
             self._select([i for i in range(K) if i not in dead])
 
+    def _sizes(self) -> list[int]:
+        """Number of models of each stream (stack rows are grouped by stream)."""
+        sizes = [0] * (max(self.stream) + 1 if self.stream else 0)
+        for u in self.stream:
+            sizes[u] += 1
+        return sizes
+
     def _select(self, keep: list[int]) -> None:
         """Drop all models but *keep* (stack positions) from every per-model state."""
         self.ids = [self.ids[i] for i in keep]
-        self.gens = [self.gens[i] for i in keep]
+        live = sorted({self.stream[i] for i in keep})  # streams that still have models
+        self.gens = [self.gens[u] for u in live]
+        self.stream = [live.index(self.stream[i]) for i in keep]
         self.host_alive = [True] * len(keep)
         self.ep_sums = [self.ep_sums[i] for i in keep]
         self.win_sums = [self.win_sums[i] for i in keep]
@@ -246,7 +264,7 @@ class _BatchedRun:
             return
         ix = torch.as_tensor(keep, dtype=torch.long, device=self.device)
         self.stack = self.stack.select(keep)
-        self.stepper.select(keep, self.stack)
+        self.stepper.select(keep, self.stack, self._sizes())
         self.hist = self.hist.index_select(2, ix)
 
     # ------------------------------------------------------------------ main loop
@@ -258,14 +276,14 @@ class _BatchedRun:
             if not self.ids:
                 break
             t0 = time.perf_counter()
-            K = self.stack.K
+            U = len(self.gens)
             if cfg.shuffle:
                 perms = torch.stack(
                     [torch.randperm(self.N, generator=g, device=dev) for g in self.gens]
                 )
             else:
-                perms = torch.arange(self.N, device=dev).expand(K, -1)
-            keys = torch.stack([draw_keys(g, self.spe) for g in self.gens], 1)  # [steps, K]
+                perms = torch.arange(self.N, device=dev).expand(U, -1)
+            keys = torch.stack([draw_keys(g, self.spe) for g in self.gens], 1)  # [steps, U]
             B = cfg.batch_size
             for s in range(self.spe):
                 self.stepper(perms[:, s * B : (s + 1) * B], keys[s], self.hist[self.step])

@@ -23,6 +23,8 @@ batch size (:class:`Workspace`); parameters are updated in place.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from initlab.engine.adam import StackedAdam
@@ -45,12 +47,14 @@ _HASH_CHUNK = 2**17
 
 
 class Workspace:
-    """Preallocated activations/gradients for K models and batch size b."""
+    """Preallocated activations/gradients for K models of U data streams and batch size b."""
 
-    def __init__(self, K: int, b: int, widths: tuple[int, ...], p: float, device: torch.device):
+    def __init__(
+        self, K: int, U: int, b: int, widths: tuple[int, ...], p: float, device: torch.device
+    ):
         f32 = dict(dtype=torch.float32, device=device)
         hidden = widths[1:-1]
-        self.x = torch.empty(K, b, widths[0], **f32)
+        self.x = torch.empty(U, b, widths[0], **f32)  # one batch per stream
         self.z = [torch.empty(K, b, w, **f32) for w in widths[1:]]
         self.da = [torch.empty(K, b, w, **f32) for w in hidden]
         self.dz = [torch.empty(K, b, w, **f32) for w in hidden]
@@ -64,29 +68,41 @@ class Workspace:
             self.neg_c = mask_offset(p, device)
             n64 = (b * sum(hidden) + 1) // 2
             self.base = counter_base(n64, device)
-            # the masks are made for groups of models small enough for the integer
+            # the masks are made for groups of streams small enough for the integer
             # buffers to stay in cache through the ~16 passes of the hash
-            self.group = K if device.type != "cpu" else max(1, min(K, _HASH_CHUNK // n64))
+            self.group = U if device.type != "cpu" else max(1, min(U, _HASH_CHUNK // n64))
             self.bits = torch.empty(self.group, n64, dtype=torch.int64, device=device)
             self.tmp = torch.empty_like(self.bits)
-            self.mask_all = torch.empty(K, 2 * n64, **f32)
+            self.mask_all = torch.empty(U, 2 * n64, **f32)
             off = 0
-            for w in hidden:  # per-layer [K, b, w] views of consecutive draws
+            for w in hidden:  # per-layer [U, b, w] views of consecutive draws
                 self.mask.append(self.mask_all[:, off : off + b * w].unflatten(1, (b, w)))
                 off += b * w
-
 
 
 class BatchedStep:
     """Training steps of the K models of *stack* (updated in place) on ``x [N, F]``,
     ``y [N]`` (on the stack's device).
 
+    The models are partitioned into U *data streams*, ``sizes[u]`` consecutive models
+    each (default: one model per stream).  Models of one stream share the batch order and
+    the dropout masks (in :func:`~initlab.engine.batched.train`: models with equal seeds),
+    so each step gathers U batches and hashes U sets of masks, not K; the first layer's
+    products then read the stream's one batch for all its models (a stride-0 batch view,
+    no copy).  Every model's arithmetic is the same as with one stream per model.
+
     ``alive [K]`` (bool) and ``frozen [K]`` (float) are the device-side divergence flags;
     ``grads`` the gradient buffers (shaped like ``stack.params()``).
     """
 
     def __init__(
-        self, stack: ParamStack, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, adam: str
+        self,
+        stack: ParamStack,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        config: TrainConfig,
+        adam: str,
+        sizes: Sequence[int] | None = None,
     ) -> None:
         self.stack, self.x, self.y = stack, x, y
         self.device = x.device
@@ -96,65 +112,116 @@ class BatchedStep:
         self.act = activation(spec.activation)
         self.p = spec.dropout
         self.scale = keep_scale(self.p) if self.p > 0 else 1.0
-        self._buffers()
+        self._buffers(sizes)
         self.adam = StackedAdam(
             stack.params(), self.grads, lr=config.lr, betas=config.betas, eps=config.eps, impl=adam
         )
 
-    def _buffers(self) -> None:
+    def _buffers(self, sizes: Sequence[int] | None) -> None:
         K, dev = self.stack.K, self.device
+        sizes = [1] * K if sizes is None else [int(n) for n in sizes]
+        if sum(sizes) != K or min(sizes, default=1) < 1:
+            raise ValueError(f"stream sizes {sizes} do not partition {K} models")
+        self.U = len(sizes)
+        # (stream, first model, end) of each stream; None when every model is its own stream
+        self.segments: list[tuple[int, int, int]] | None = None
+        self.stream_of: torch.Tensor | None = None
+        if self.U < K:
+            ends = torch.tensor(sizes).cumsum(0).tolist()
+            self.segments = [(u, e - n, e) for u, (n, e) in enumerate(zip(sizes, ends))]
+            self.stream_of = torch.repeat_interleave(
+                torch.arange(self.U, device=dev), torch.tensor(sizes, device=dev)
+            )
         self.grads = [torch.empty_like(p) for p in self.stack.params()]
         self.ws: dict[int, Workspace] = {}
         self.alive = torch.ones(K, dtype=torch.bool, device=dev)
         self.frozen = torch.zeros(K, dtype=torch.float32, device=dev)
 
-    def select(self, keep: list[int], stack: ParamStack) -> None:
-        """Continue with models *keep* only, whose parameters are now *stack*."""
+    def select(self, keep: list[int], stack: ParamStack, sizes: Sequence[int] | None = None) -> None:
+        """Continue with models *keep* only, whose parameters are now *stack*, in streams
+        of *sizes*."""
         self.stack = stack
-        self._buffers()
+        self._buffers(sizes)
         self.adam.select(keep, stack.params(), self.grads)
 
     def _workspace(self, b: int) -> Workspace:
         ws = self.ws.get(b)
         if ws is None:
-            ws = self.ws[b] = Workspace(self.stack.K, b, self.spec.widths, self.p, self.device)
+            ws = Workspace(self.stack.K, self.U, b, self.spec.widths, self.p, self.device)
+            self.ws[b] = ws
         return ws
 
+    def _per_model(self, t: torch.Tensor) -> torch.Tensor:
+        """``[K, ...]`` from a per-stream ``[U, ...]`` tensor (a copy when streams are shared)."""
+        return t if self.stream_of is None else t.index_select(0, self.stream_of)
+
+    def _first_layer(
+        self, x: torch.Tensor, other: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None,
+        x_right: bool,
+    ) -> None:
+        """The products of the first layer with the per-stream batches ``x [U, b, F]``:
+        ``out[k] = other[k] @ x[u(k)]`` (*x_right*) or ``x[u(k)] @ other[k] (+ bias[k])``."""
+        if self.segments is None:
+            bmm(other, x, out) if x_right else bmm(x, other, out, bias)
+            return
+        for u, k0, k1 in self.segments:
+            xs = x[u].expand(k1 - k0, *x.shape[1:])
+            if x_right:
+                bmm(other[k0:k1], xs, out[k0:k1])
+            else:
+                bmm(xs, other[k0:k1], out[k0:k1], None if bias is None else bias[k0:k1])
+
+    def _mask_(self, a: torch.Tensor, mask: torch.Tensor) -> None:
+        """``a *= mask`` in place, *mask* per stream ``[U, b, w]``, *a* per model."""
+        if self.segments is None:
+            a.mul_(mask)
+            return
+        for u, k0, k1 in self.segments:
+            a[k0:k1].mul_(mask[u])
+
     def __call__(self, idx: torch.Tensor, key: torch.Tensor, row: torch.Tensor) -> None:
-        """One optimizer step of all K models on the samples ``idx [K, b]``, with dropout
-        keys ``key [K]``; writes ``-loss_sum``, ``correct`` and ``grad_sum`` (each ``[K]``)
-        into ``row [3, K]``."""
+        """One optimizer step of all K models: stream ``u`` trains on the samples
+        ``idx[u] [b]`` with dropout key ``key[u]`` (``idx [U, b]``, ``key [U]``); writes
+        ``-loss_sum``, ``correct`` and ``grad_sum`` (each ``[K]``) into ``row [3, K]``."""
         stack, K, L = self.stack, self.stack.K, self.stack.n_layers
-        b = idx.shape[1]
+        U, b = idx.shape
         ws = self._workspace(b)
         flat_idx = idx.reshape(-1)
-        torch.index_select(self.x, 0, flat_idx, out=ws.x.view(K * b, -1))
-        y = self.y.index_select(0, flat_idx).view(K, b)
-        if self.p > 0:  # float masks (0 or 1/(1-p)) of all hidden layers
+        torch.index_select(self.x, 0, flat_idx, out=ws.x.view(U * b, -1))
+        y = self._per_model(self.y.index_select(0, flat_idx).view(U, b))
+        if self.p > 0:  # float masks (0 or 1/(1-p)) of all hidden layers, per stream
             G = ws.group
-            for k0 in range(0, K, G):
-                k1 = min(K, k0 + G)
-                g = k1 - k0
-                bits = splitmix_bits(key[k0:k1], ws.base, out=ws.bits[:g], tmp=ws.tmp[:g])
-                float_masks_(bits, self.p, out=ws.mask_all[k0:k1], neg_c=ws.neg_c)
-        # forward; inputs[l] is the input of linear layer l (post-dropout activations)
-        inputs = [ws.x]
-        saved = []  # non-ReLU activations: (z, act(z), float mask or None)
-        a = ws.x
+            for u0 in range(0, U, G):
+                u1 = min(U, u0 + G)
+                g = u1 - u0
+                bits = splitmix_bits(key[u0:u1], ws.base, out=ws.bits[:g], tmp=ws.tmp[:g])
+                float_masks_(bits, self.p, out=ws.mask_all[u0:u1], neg_c=ws.neg_c)
+        # forward; inputs[l] is the input of linear layer l (post-dropout activations),
+        # for l >= 1
+        inputs: list[torch.Tensor] = [ws.x]
+        saved = []  # non-ReLU activations: (z, act(z), per-model float mask or None)
         for l in range(L - 1):
-            z = bmm(a, stack.W[l].transpose(1, 2), ws.z[l], stack.b[l])
+            if l == 0:
+                z = ws.z[0]
+                self._first_layer(ws.x, stack.W[0].transpose(1, 2), z, stack.b[0], False)
+            else:
+                z = bmm(a, stack.W[l].transpose(1, 2), ws.z[l], stack.b[l])
             if self.relu:
                 # in place: the buffer of z ends up holding relu(z) * mask
                 a = z.relu_()
                 if self.p > 0:
-                    a.mul_(ws.mask[l])
+                    self._mask_(a, ws.mask[l])
             else:
                 h = self.act(z)
-                mask = ws.mask[l] if self.p > 0 else None
+                mask = self._per_model(ws.mask[l]) if self.p > 0 else None
                 a = h * mask if mask is not None else h
                 saved.append((z, h, mask))
             inputs.append(a)
-        logits = bmm(a, stack.W[-1].transpose(1, 2), ws.z[-1], stack.b[-1])
+        if L == 1:
+            logits = ws.z[-1]
+            self._first_layer(ws.x, stack.W[0].transpose(1, 2), logits, stack.b[0], False)
+        else:
+            logits = bmm(a, stack.W[-1].transpose(1, 2), ws.z[-1], stack.b[-1])
         logp = torch.log_softmax(logits, dim=2)
         y3 = y.unsqueeze(2)
         torch.sum(logp.gather(2, y3), (1, 2), out=row[0])  # -(sum of sample losses)
@@ -166,7 +233,10 @@ class BatchedStep:
         d = _aten._log_softmax_backward_data(nll_grad, logp, 2, torch.float32)
         grads = self.grads
         for l in range(L - 1, -1, -1):
-            bmm(d.transpose(1, 2), inputs[l], grads[2 * l])
+            if l == 0:
+                self._first_layer(ws.x, d.transpose(1, 2), grads[0], None, True)
+            else:
+                bmm(d.transpose(1, 2), inputs[l], grads[2 * l])
             torch.sum(d, 1, out=grads[2 * l + 1])
             if l == 0:
                 break
