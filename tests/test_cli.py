@@ -147,3 +147,21 @@ def test_progress_counts_the_epochs_a_diverged_model_skips() -> None:
     sink.epoch(0, 1, {"val_acc": float("nan")})
     sink.diverged(0, epoch=1, step=3)
     assert calls == ["epoch", "diverged"] and progress.done == 10
+
+
+def test_a_closed_output_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`initlab schemes --json | head -c 1`: the reader leaves early; no traceback."""
+    script = (
+        "import sys\n"
+        "from initlab.cli import main\n"
+        "for _ in range(200):\n"  # far more than a pipe buffer holds
+        "    rc = main(['schemes', '--json'])\n"
+        "    if rc:\n"
+        "        sys.exit(rc)\n"
+    )
+    proc = subprocess.run(
+        f"{sys.executable} -c \"{script}\" | head -c 1 > /dev/null",
+        shell=True, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

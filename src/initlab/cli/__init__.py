@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from initlab.errors import InitlabError
@@ -53,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("initlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`initlab summary RUN --json | head`): not an error of ours;
+        # point stdout at /dev/null so that the interpreter's final flush stays quiet
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError):  # stdout is not a file
+            pass
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover
