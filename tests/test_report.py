@@ -403,6 +403,18 @@ def test_report_scales_to_many_schemes_and_flags_nonconforming_layers(tmp_path: 
     assert cells[0] == "1/2" and cells[5] == "1"
 
 
+def test_synthetic_run_with_pending_and_running_cells_reports_them_as_unfinished(
+    tmp_path: Path,
+) -> None:
+    run = synthetic_run(tmp_path, schemes=("zeros", "he_normal"), seeds=(0, 1), widths=(16, 8, 10),
+                        epochs=2, statuses={("he_normal", 1): "pending", ("zeros", 0): "running"})
+    rows = {r.scheme: r for r in summarize(run, run.cells[0].model, run.cells[0].dataset)}
+    assert (rows["he_normal"].n_done, rows["he_normal"].unfinished) == (1, 1)
+    assert (rows["zeros"].n_done, rows["zeros"].unfinished) == (1, 1)
+    text = build_report(tmp_path, data=run).read_text(encoding="utf-8")
+    assert "PARTIAL" in text and _sections(text) == list(SECTIONS)
+
+
 def test_report_options_are_validated(tiny_run: Path) -> None:
     with pytest.raises(InitlabError, match="target accuracy"):
         build_report(tiny_run, target=1.5)

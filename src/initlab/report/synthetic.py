@@ -103,7 +103,8 @@ def synthetic_run(
                                        0.0, numel, "normal", (fan_out, fan_in)))
                 stds = realized + 0.02 * np.sqrt(ep) / math.sqrt(fan_in) * 10
                 means = rng.normal(0, 0.001, ep.size) * (ep > 0)
-                edges, counts = zip(*(_gauss_hist(m, sd, numel, hist_bins) for m, sd in zip(means, stds)))
+                hists = [_gauss_hist(m, sd, numel, hist_bins) for m, sd in zip(means, stds)]
+                edges, counts = zip(*hists) if hists else ((), ())  # pending: no epochs
                 params.append(ParamSeries(
                     layer, "weight", f"{2 * layer - 1}.weight", numel, ep,
                     {"mean": means, "std": stds, "min": means - 4 * stds, "max": means + 4 * stds,
@@ -111,7 +112,8 @@ def synthetic_run(
                     _QUANTILES, means[:, None] + stds[:, None] * _Z[None, :], list(edges), list(counts),
                 ))
                 bstd = 0.01 * np.sqrt(ep)
-                bedges, bcounts = zip(*(_gauss_hist(0.0, sd, fan_out, hist_bins) for sd in bstd))
+                bhists = [_gauss_hist(0.0, sd, fan_out, hist_bins) for sd in bstd]
+                bedges, bcounts = zip(*bhists) if bhists else ((), ())
                 params.append(ParamSeries(
                     layer, "bias", f"{2 * layer - 1}.bias", fan_out, ep,
                     {"mean": np.zeros(ep.size), "std": bstd}, (), None, list(bedges), list(bcounts),

@@ -89,7 +89,9 @@ class ParamSeries:
         self.hist_edges = [_f64(e) for e in self.hist_edges]
         self.hist_counts = [_f64(c) for c in self.hist_counts]
         if self.quantiles is not None:
-            self.quantiles = np.asarray(self.quantiles, dtype=float).reshape(len(self.epochs), -1)
+            q = np.asarray(self.quantiles, dtype=float)
+            # [epochs, levels]; a cell without epochs (pending) has an empty table
+            self.quantiles = q.reshape(len(self.epochs), -1) if q.size else q.reshape(len(self.epochs), 0)
 
     def histogram(self, epoch: int, *, tight: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
         """``(edges, counts)`` at ``epoch``, or ``None`` if none was recorded.
