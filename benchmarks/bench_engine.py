@@ -13,7 +13,21 @@ the 10k test set after every epoch) two ways in the same process:
 
 and reports seconds per model-epoch (epoch wall time, including validation, divided by the
 number of models), the speed-up, and how much of this machine's sgemm peak the engine
-reaches.  The peak is measured in the same run (best of several ``torch.mm`` of
+reaches.
+
+Engine configurations are ``K`` (K models with K different seeds: K data orders and
+dropout streams, the worst case) or ``K/S`` (K models on S seeds, as a study groups its
+cells: the ``seed`` preset trains 7 schemes x 3 seeds = ``21/3``; models sharing a seed
+share one data stream, gathered and hashed once per step).
+
+The *floor* of a configuration is what the engine's unavoidable work costs on this
+machine, measured in the same run with the engine's own kernels: the matrix products of
+one training step of the K models (forward with bias, weight and input gradients; batch
+128, from :func:`initlab.engine.functional.bmm`) and one fused Adam update of their
+parameters, times the steps of an epoch, plus the validation pass
+(:func:`initlab.engine.functional.evaluate`), per model.  Everything else the engine does
+(gather, dropout, activations, loss, divergence check, recording, Python) is the
+difference between its time and the floor.  The peak is measured in the same run (best of several ``torch.mm`` of
 ``--peak-size`` square matrices).  FLOPs of one model-epoch count the matrix products
 exactly (``2*m*n*k`` each; bias adds and elementwise work are not counted)::
 
@@ -28,7 +42,7 @@ shape (the output says which; speed does not depend on it).
 
 Examples::
 
-    python benchmarks/bench_engine.py                      # K=7, 1 epoch, 3 repeats
+    python benchmarks/bench_engine.py                      # 7, 7/1 and 21/3; 1 epoch, 3 repeats
     python benchmarks/bench_engine.py --models 7 21 --epochs 2 --json
 """
 
@@ -48,6 +62,9 @@ import torch
 from torch import nn
 
 from initlab.engine import MLPSpec, TrainConfig, TrainData, build_mlp, train
+from initlab.engine.adam import StackedAdam
+from initlab.engine.functional import bmm, evaluate
+from initlab.engine.stack import ParamStack
 
 FILES = {
     "train_x": "train-images-idx3-ubyte.gz",
@@ -117,10 +134,69 @@ def make_models(spec: MLPSpec, k: int) -> list[nn.Sequential]:
     return [build_mlp(spec) for _ in range(k)]
 
 
-def bench_engine(spec: MLPSpec, data: TrainData, k: int, epochs: int) -> dict[str, float]:
+def parse_config(text: str) -> tuple[int, int]:
+    """``"K"`` -> ``(K, K)``; ``"K/S"`` -> ``(K, S)`` (K models on S seeds)."""
+    try:
+        k, _, s = text.partition("/")
+        K, S = int(k), int(s or k)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad engine configuration {text!r}; use K or K/S") from None
+    if not 1 <= S <= K:
+        raise argparse.ArgumentTypeError(f"bad engine configuration {text!r}; need 1 <= S <= K")
+    return K, S
+
+
+def best_time(fn, reps: int, rounds: int = 3) -> float:
+    """Best over *rounds* of the mean time of *reps* calls of *fn* (after one warm-up)."""
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        best = min(best, (time.perf_counter() - t) / reps)
+    return best
+
+
+def engine_floor(spec: MLPSpec, data: TrainData, k: int, batch: int = 128) -> dict[str, float]:
+    """Seconds per model-epoch of the engine's unavoidable work (see the module docstring):
+    ``gemm`` (training products), ``adam``, ``val`` and their sum ``floor``."""
+    stack = ParamStack.from_models(make_models(spec, k), torch.device("cpu"), spec)
+    w = spec.widths
+    L = len(w) - 1
+    g = torch.Generator().manual_seed(0)
+    acts = [torch.rand(k, batch, n, generator=g) for n in w]  # layer inputs / outputs
+    outs = [torch.empty(k, batch, n) for n in w]
+    deltas = [torch.randn(k, batch, n, generator=g) for n in w]
+    grads = [torch.empty_like(p) for p in stack.params()]
+
+    def products() -> None:
+        for l in range(L):  # forward
+            bmm(acts[l], stack.W[l].transpose(1, 2), outs[l + 1], stack.b[l])
+        for l in range(L - 1, -1, -1):  # weight and input gradients
+            bmm(deltas[l + 1].transpose(1, 2), acts[l], grads[2 * l])
+            if l > 0:
+                bmm(deltas[l + 1], stack.W[l], outs[l])
+
+    adam = StackedAdam(stack.params(), grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    frozen = torch.zeros(k)
+    for gr in grads:
+        gr.normal_(generator=g).mul_(1e-3)
+    steps = -(-data.n_train // batch)
+    xv = data.val_x.reshape(data.n_val, -1).float().contiguous()
+    t_gemm = best_time(products, 20) * steps / k
+    t_adam = best_time(lambda: adam.step(frozen), 20) * steps / k
+    t_val = best_time(lambda: evaluate(stack, xv, data.val_y), 1) / k
+    return {"gemm": t_gemm, "adam": t_adam, "val": t_val, "floor": t_gemm + t_adam + t_val}
+
+
+def bench_engine(
+    spec: MLPSpec, data: TrainData, k: int, epochs: int, n_seeds: int | None = None
+) -> dict[str, float]:
     models = make_models(spec, k)
+    seeds = [i % (n_seeds or k) for i in range(k)]
     t = time.perf_counter()
-    results = train(models, list(range(k)), data, TrainConfig(epochs=epochs))
+    results = train(models, seeds, data, TrainConfig(epochs=epochs))
     total = time.perf_counter() - t
     epoch_wall = sum(e.wall_s for e in results[0].epochs[1:])
     return {
@@ -174,7 +250,10 @@ def summarize(values: list[float], higher_is_better: bool = False) -> dict[str, 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add = ap.add_argument
-    add("--models", type=int, nargs="+", default=[7], help="K values for the engine (default 7)")
+    add(
+        "--models", type=parse_config, nargs="+", default=[(7, 7), (7, 1), (21, 3)],
+        metavar="K[/S]", help="engine configurations: K models on S seeds (default 7 7/1 21/3)",
+    )
     add("--epochs", type=int, default=1, help="epochs per run (default 1)")
     add("--plain-models", type=int, default=1, help="models of the plain loop per repeat")
     add("--repeat", type=int, default=3, help="repeats of each measurement (best and median)")
@@ -189,11 +268,18 @@ def main(argv: list[str] | None = None) -> int:
     spec = MLPSpec()
     data, source = load_data(args.data_dir)
     flops = model_epoch_flops(spec, data.n_train, data.n_val)
-    peaks, engine, plain = [], {k: [] for k in args.models}, []
+    def label(ks: tuple[int, int]) -> str:
+        return str(ks[0]) if ks[0] == ks[1] else f"{ks[0]}/{ks[1]}"
+
+    configs = list(dict.fromkeys(args.models))
+    peaks, engine, plain = [], {label(c): [] for c in configs}, []
+    floors: dict[int, list[dict[str, float]]] = {k: [] for k, _ in configs}
     for _ in range(args.repeat):
         peaks.append(sgemm_peak(args.peak_size))
-        for k in args.models:
-            engine[k].append(bench_engine(spec, data, k, args.epochs))
+        for k in floors:
+            floors[k].append(engine_floor(spec, data, k))
+        for k, n_seeds in configs:
+            engine[label((k, n_seeds))].append(bench_engine(spec, data, k, args.epochs, n_seeds))
         plain.append(bench_plain(spec, data, args.plain_models, args.epochs))
     peak = max(peaks)
     plain_s = summarize([p["s_per_model_epoch"] for p in plain])
@@ -208,9 +294,17 @@ def main(argv: list[str] | None = None) -> int:
         "plain": {"s_per_model_epoch": plain_s, "val_acc": plain[-1]["final_val_acc_mean"]},
         "engine": {},
     }
-    for k, runs in engine.items():
+    for (k, n_seeds), (name, runs) in zip(configs, engine.items()):
         s = summarize([r["s_per_model_epoch"] for r in runs])
-        out["engine"][str(k)] = {
+        floor = {part: min(f[part] for f in floors[k]) for part in floors[k][0]}
+        out["engine"][name] = {
+            "models": k,
+            "seeds": n_seeds,
+            "floor_s_per_model_epoch": floor,
+            "fraction_of_floor": {
+                "best": floor["floor"] / s["best"],
+                "median": floor["floor"] / s["median"],
+            },
             "s_per_model_epoch": s,
             "speedup_vs_plain": {
                 "best": plain_s["best"] / s["best"],
@@ -241,10 +335,18 @@ def main(argv: list[str] | None = None) -> int:
     for k, e in out["engine"].items():
         s, sp, fr = e["s_per_model_epoch"], e["speedup_vs_plain"], e["fraction_of_sgemm_peak"]
         print(
-            f"engine K={k}: {s['best']:.3f} s/model-epoch best, {s['median']:.3f} median; "
+            f"engine, {e['models']} models on {e['seeds']} seed(s): {s['best']:.3f} s/model-epoch "
+            f"best, {s['median']:.3f} median; "
             f"{sp['best']:.2f}x / {sp['median']:.2f}x vs plain; "
             f"{100 * fr['best']:.1f}% / {100 * fr['median']:.1f}% of sgemm peak "
             f"(setup + init snapshot {e['setup_and_init_s']:.2f} s)"
+        )
+        f = e["floor_s_per_model_epoch"]
+        print(
+            f"  floor (products {f['gemm']:.3f} + Adam {f['adam']:.3f} + validation "
+            f"{f['val']:.3f}) = {f['floor']:.3f} s/model-epoch: the engine runs at "
+            f"{100 * e['fraction_of_floor']['best']:.0f}% / "
+            f"{100 * e['fraction_of_floor']['median']:.0f}% of its floor"
         )
     return 0
 
