@@ -15,7 +15,7 @@ import sys
 
 from initlab.errors import InitlabError
 
-COMMANDS = ("schemes", "run", "summary", "report", "export", "probe")
+COMMANDS = ("schemes", "run", "summary", "report", "export", "probe", "check")
 
 
 class _Parser(argparse.ArgumentParser):
