@@ -44,10 +44,24 @@ def _json(capsys, *argv: str) -> tuple[int, dict]:
 
 
 def _verdicts(out: str, names: list[str]) -> dict[str, str]:
-    """The verdict column ("ok" or "MISMATCH: ...") of each named row of the report table."""
-    rows = {line.split()[0]: line for line in out.splitlines() if line.split()[:1] and line.split()[0] in names}
+    """The verdict column ("ok" or "MISMATCH: ...") of each named row of the report table,
+    with the reasons a long row puts on its own indented lines joined back by "; "."""
+    lines = out.splitlines()
+    rows = {line.split()[0]: i for i, line in enumerate(lines) if line.split()[:1] and line.split()[0] in names}
     assert sorted(rows) == sorted(names), out
-    return {n: "ok" if line.rstrip().endswith("  ok") else line[line.index("MISMATCH"):] for n, line in rows.items()}
+    verdicts = {}
+    for n, i in rows.items():
+        line = lines[i]
+        if line.rstrip().endswith("  ok"):
+            verdicts[n] = "ok"
+            continue
+        more = []
+        for nxt in lines[i + 1:]:
+            if not nxt.startswith("    "):
+                break
+            more.append(nxt.strip())
+        verdicts[n] = line[line.index("MISMATCH"):] + (" " + "; ".join(more) if more else "")
+    return verdicts
 
 
 @pytest.fixture()
@@ -71,6 +85,38 @@ def test_the_honest_init_conforms(capsys, scheme: str) -> None:
     code, out, _ = _cli(capsys, "--scheme", scheme, "--init", scheme)
     assert code == 0 and "all layers conform" in out
     assert set(_verdicts(out, ARTICLE_LAYERS).values()) == {"ok"}
+
+
+def test_a_mismatch_says_what_the_weights_look_like(capsys) -> None:
+    code, out, _ = _cli(capsys, "--scheme", "uniform_recipe", "--init", "keras_default")
+    lines = out.splitlines()
+    assert code == 1 and lines[-1] == "weights look like: glorot_uniform (= keras_default)"
+    assert max(map(len, lines)) <= 100  # long MISMATCH reasons go on their own lines
+    code, d = _json(capsys, "--scheme", "uniform_recipe", "--init", "keras_default")
+    assert code == 1 and d["looks_like"] == ["glorot_uniform (= keras_default)"]
+
+    code, out, _ = _cli(capsys, "--scheme", "glorot_uniform", "--init", "he_normal")
+    assert code == 1 and out.splitlines()[-1] == "weights look like: he_normal"
+
+
+def test_no_identify_skips_the_search(capsys) -> None:
+    argv = ["--scheme", "uniform_recipe", "--init", "keras_default", "--no-identify"]
+    code, out, _ = _cli(capsys, *argv)
+    assert code == 1 and "look like" not in out and "3 of 3 layers do not conform" in out
+    code, d = _json(capsys, *argv)
+    assert code == 1 and d["looks_like"] is None and d["failures"] == ARTICLE_LAYERS
+
+
+def test_a_conforming_model_has_no_looks_like(capsys, conv_file: str) -> None:
+    code, out, _ = _cli(capsys, conv_file, "--scheme", "torch_default")
+    assert code == 0 and "look like" not in out
+    code, d = _json(capsys, conv_file, "--scheme", "torch_default")
+    assert code == 0 and d["looks_like"] is None
+    # the conv net's factory init is torch's default: a wrong guess names it
+    code, out, _ = _cli(capsys, conv_file, "--scheme", "he_normal")
+    looks = [line for line in out.splitlines() if line.startswith("weights look like:")]
+    assert code == 1 and looks == ["weights look like: torch_default (= uniform_recipe)"]
+    assert out.splitlines()[-1].startswith("not checked:")  # the unsupported line stays last
 
 
 def test_he_normal_against_the_recipes_std(capsys) -> None:
@@ -116,12 +162,13 @@ def test_seed_makes_the_factory_reproducible(capsys, conv_file: str) -> None:
 def test_json_has_ok_layers_failures_unsupported(capsys, conv_file: str) -> None:
     code, d = _json(capsys, conv_file, "--scheme", "he_normal", "--sigmas", "5")
     assert code == 1 and d["ok"] is False and d["sigmas"] == 5.0 and d["scheme"] == "he_normal"
+    assert set(d) == {"scheme", "ok", "sigmas", "layers", "failures", "looks_like", "unsupported"}
     assert [r["name"] for r in d["layers"]] == CONV_LAYERS == d["failures"]
     assert all(not r["conforms"] and r["reason"] for r in d["layers"])
     assert d["unsupported"] == [{"name": "1", "type": "BatchNorm2d", "reason": d["unsupported"][0]["reason"]}]
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the std-0 normal's CDF divides by zero
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # the std-0 normal's CDF is a step, no 0-division
 def test_json_is_strict_when_z_is_infinite(capsys) -> None:
     """A zero-variance law met by varied weights: z is infinite, printed as null."""
     code, out, _ = _cli(capsys, "--scheme", "normal(std=0)", "--init", "he_normal", "--json")

@@ -10,11 +10,11 @@ True
 __version__ = "0.1.0"
 
 from initlab.apply import InitReport, LayerRecord, apply  # noqa: E402
-from initlab.check import CheckReport, check  # noqa: E402
+from initlab.check import CheckReport, check, identify  # noqa: E402
 from initlab.errors import InitlabError  # noqa: E402
 from initlab.probe import probe  # noqa: E402  (signal propagation at init)
 from initlab.schemes import Scheme, get_scheme, scheme_names  # noqa: E402
 
 
 __all__ = ["CheckReport", "InitReport", "InitlabError", "LayerRecord", "Scheme", "__version__", "apply",
-           "check", "get_scheme", "probe", "scheme_names"]
+           "check", "get_scheme", "identify", "probe", "scheme_names"]

@@ -551,7 +551,10 @@ def ks_test(samples: Sequence[float] | np.ndarray, cdf: Callable[[Any], Any]) ->
     """One-sample two-sided Kolmogorov-Smirnov test: ``(D, p)``.
 
     ``D`` is :func:`ks_statistic`; ``p = P(D_n \\ge D)`` from :func:`ks_sf` (exact for
-    small and moderate ``n``, Stephens-corrected asymptotic otherwise).
+    small and moderate ``n``, Stephens-corrected asymptotic otherwise).  The null
+    distribution assumes a continuous *cdf*; for a law with atoms (a point mass) ``D`` is
+    overstated and the test is not valid (``initlab.check`` tests point masses exactly
+    instead).
     """
     d = ks_statistic(samples, cdf)
     n = int(np.asarray(samples).size)

@@ -4,7 +4,7 @@
     initlab check --scheme uniform_recipe --init uniform_recipe    # conforms
     initlab check path/to/model.py:build --scheme he_normal        # the model as its factory builds it
     initlab check path/to/model.py:build --weights ckpt.pt --scheme he_normal   # saved weights
-    initlab check ... --json | --sigmas 5 | --seed 0
+    initlab check ... --json | --sigmas 5 | --seed 0 | --no-identify
 
 The model is ``FILE.py:FUNCTION`` (a function returning an ``nn.Module``, loaded with
 :func:`initlab.probe.loader.load_factory`) or, without it, the article's MLP
@@ -24,8 +24,14 @@ The weights are then tested with :func:`initlab.check` (z-tests on mean and vari
 check against without the very batch they were fitted on (use
 ``initlab.check(model, "lsuv", data=batch)`` from Python).
 
-``--json`` prints :meth:`CheckReport.to_dict` plus ``unsupported`` (the parameterized
-layers left unchecked), with non-finite numbers (an infinite z) as ``null``.
+When some layer does not conform, the report ends with what the weights *do* look like:
+``weights look like: glorot_uniform (= keras_default)``, the registered schemes whose law
+every layer conforms to (:func:`initlab.check.identify`), or ``none of the registered
+schemes``. ``--no-identify`` skips that search (~30 more schemes tested).
+
+``--json`` prints :meth:`CheckReport.to_dict` (``looks_like``: that list of labels, or
+``null`` when every layer conforms or with ``--no-identify``) plus ``unsupported`` (the
+parameterized layers left unchecked), with non-finite numbers (an infinite z) as ``null``.
 
 Exit status, like a linter: 0 every checked layer conforms, 1 some layer does not,
 2 bad input (one ``initlab: error:`` line on stderr).
@@ -63,7 +69,8 @@ examples:
 
 exit status:
   0  every checked layer conforms to the scheme's law
-  1  some layer does not (its row says MISMATCH and why)
+  1  some layer does not (its row says MISMATCH and why; a last line says which
+     registered schemes the weights do look like, unless --no-identify)
   2  bad input: unknown scheme, unreadable model or weights file, conflicting flags
 
 Data-dependent schemes (lsuv, lsuv_fastai) have no law to check without the batch they
@@ -93,7 +100,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of --init and of torch's RNG while the model is built (default 0)")
     p.add_argument("--json", action="store_true",
-                   help="print the report as JSON (ok, layers, failures, unsupported)")
+                   help="print the report as JSON (ok, layers, failures, looks_like, unsupported)")
+    p.add_argument("--no-identify", action="store_true",
+                   help="on a mismatch, do not search the registered schemes for the ones the "
+                        "weights do look like")
     p.set_defaults(func=run)
 
 
@@ -234,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
         initlab.apply(model, init, seed=args.seed)
     elif args.weights:
         load_weights(model, args.weights)
-    report = initlab.check(model, scheme, sigmas=args.sigmas)
+    report = initlab.check(model, scheme, sigmas=args.sigmas, identify=not args.no_identify)
     if args.json:
         d = report.to_dict()
         d["unsupported"] = [{"name": n, "type": t, "reason": r} for n, t, r in report.unsupported]

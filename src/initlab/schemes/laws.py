@@ -19,6 +19,10 @@ Families:
 ``sparse``            with probability ``p_zero`` exactly 0, else N(0, scale^2).
 ``pattern``           a deterministic 0/1 pattern (identity, Dirac); ``density`` ones.
 ``data_dependent``    set from data (LSUV): no a-priori law.
+
+A random family with zero variance (``normal(std=0)``, ``uniform(a=b)``, ``orthogonal(gain=0)``,
+a variance-scaling scheme with ``scale=0``) is the point mass at its mean: its CDF is the
+step ``1[x >= mean]``, the limit of the family's CDF as the spread goes to 0.
 """
 
 from __future__ import annotations
@@ -131,12 +135,15 @@ def _betainc_sym(c: float, x: np.ndarray) -> np.ndarray:
 
 
 def law_cdf(law: Law, x: np.ndarray) -> np.ndarray:
-    """CDF of *law* at x (numpy). Deterministic families get a step function."""
+    """CDF of *law* at x (numpy). Deterministic families, and random ones with zero
+    variance (a point mass at the mean), get a step function."""
     p = law.params
     x = np.asarray(x, dtype=float)
     f = law.family
     if f == "constant":
         return (x >= p["value"]).astype(float)
+    if law.is_random and law.var == 0:  # e.g. normal(std=0): Phi((x - loc)/0) would divide by 0
+        return (x >= law.mean).astype(float)
     if f == "uniform":
         return np.clip((x - p["low"]) / (p["high"] - p["low"]), 0.0, 1.0)
     if f == "normal":
