@@ -368,3 +368,102 @@ def test_top_level_probe_is_callable():
     res = initlab.probe(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), schemes="he_normal",
                         n_inputs=8)
     assert res.schemes[0].scheme == "he_normal"
+
+
+# -- rebuilding a stored result (ProbeResult.from_dict) ------------------------------------------
+
+
+def _round_trip(d):
+    from initlab.probe import ProbeResult
+
+    return ProbeResult.from_dict(json.loads(json.dumps(d, allow_nan=False)))
+
+
+def test_from_dict_inverts_to_dict_through_json(small, tmp_path):
+    from initlab.probe import ProbeResult
+
+    d = small.to_dict()
+    text = json.dumps(d)
+    assert '"nan"' in text  # non-finite values travel as strings
+    back = _round_trip(d)
+    assert back.to_dict() == d
+    assert back.table() == small.table() and back.table(all_layers=True) == small.table(all_layers=True)
+    assert ProbeResult.from_json(small.to_json()).to_dict() == d
+    assert back["ones"].verdict("unbroken_symmetry") == small["ones"].verdict("unbroken_symmetry")
+    assert back.schemes[0].mean_field == small.schemes[0].mean_field
+    # the figures of the rebuilt result are the original's, byte for byte
+    a = small.save_figures(tmp_path / "a")
+    b = back.save_figures(tmp_path / "b")
+    assert [p.name for p in a] == [p.name for p in b]
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_from_dict_keeps_infinities_and_absent_parts(small):
+    d = json.loads(small.to_json())
+    layer = d["schemes"][0]["layers"][3]
+    layer["pre_std"], layer["pre_var"], layer["predicted_var"], layer["var_ratio"] = "inf", "inf", "-inf", "nan"
+    d["schemes"][1]["mean_field"] = None
+    d["schemes"][1]["jacobian_singular_values"] = None
+    back = _round_trip(d)
+    got = back.schemes[0].layers[3]
+    assert got.pre_std == math.inf and got.predicted_var == -math.inf and math.isnan(got.var_ratio)
+    assert back.schemes[1].mean_field is None and back.schemes[1].jacobian_singular_values is None
+    assert back.to_dict() == d
+    from initlab.probe.table import render_scheme
+
+    assert "mean field" not in render_scheme(back.schemes[1]) and "mean field" in render_scheme(back.schemes[0])
+
+
+def _mutations():
+    def drop(*path):
+        def f(d):
+            *head, last = path
+            for k in head:
+                d = d[k]
+            del d[last]
+        return f
+
+    def put(value, *path):
+        def f(d):
+            *head, last = path
+            for k in head:
+                d = d[k]
+            d[last] = value
+        return f
+
+    return [
+        (drop("schemes"), "top level: missing key 'schemes'"),
+        (put("x", "schemes"), "schemes: expected a list, got str"),
+        (put(True, "n_inputs"), "n_inputs: True is not an integer"),
+        (put([16, "a"], "input_shape"), "input_shape[1]: 'a' is not an integer"),
+        (drop("schemes", 1, "loss"), "schemes[1]: missing key 'loss'"),
+        (put("abc", "schemes", 0, "layers", 2, "pre_std"), "schemes[0].layers[2].pre_std: 'abc' is not a number"),
+        (drop("schemes", 2, "verdicts", 0, "kind"), "schemes[2].verdicts[0]: missing key 'kind'"),
+        (put([[1.0, None]], "schemes", 0, "jacobian_singular_values"),
+         "schemes[0].jacobian_singular_values[0][1]: None is not a number"),
+        (put({"activation": "relu"}, "schemes", 0, "mean_field"), "schemes[0].mean_field: missing key 'sigma_w2'"),
+        (put(7, "schemes", 0, "layers", 0), "schemes[0].layers[0]: expected a dict, got int"),
+    ]
+
+
+@pytest.mark.parametrize("mutate,where", _mutations())
+def test_from_dict_names_the_first_bad_entry_in_one_line(small, mutate, where):
+    from initlab.probe import ProbeResult
+
+    d = json.loads(small.to_json())
+    mutate(d)
+    with pytest.raises(InitlabError) as info:
+        ProbeResult.from_dict(d)
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith(f"malformed probe result at {where};")
+    assert msg.endswith("give a dict written by ProbeResult.to_dict()")
+
+
+def test_from_dict_and_from_json_reject_other_inputs():
+    from initlab.probe import ProbeResult
+
+    with pytest.raises(InitlabError, match="top level: expected a dict, got list"):
+        ProbeResult.from_dict([1, 2])
+    with pytest.raises(InitlabError, match="not valid JSON") as info:
+        ProbeResult.from_json("{oops")
+    assert "\n" not in str(info.value)

@@ -358,11 +358,18 @@ def _sections(text: str) -> list[str]:
     return re.findall(r'<section id="([a-z]+)" data-section=', text)
 
 
+def _section(text: str, sid: str) -> str:
+    body = text[text.index(f'<section id="{sid}"'):]
+    return body[:body.index("</section>")]
+
+
 def test_report_of_a_real_run_has_every_section_and_is_self_contained(tiny_run: Path) -> None:
     path = build_report(tiny_run)
     assert path == tiny_run / "report.html"
     text = path.read_text(encoding="utf-8")
-    assert _sections(text) == list(SECTIONS)
+    assert _sections(text) == [*SECTIONS[:-1], "probe", SECTIONS[-1]]  # the study probed its model
+    probe = _section(text, "probe")
+    assert probe.count("<img ") == 2 and "g1_probe_variance.png" in probe and "unbroken symmetry" in probe
     # nothing is fetched from anywhere: no external URLs in src/href, no <link> tags
     assert not re.search(r'(src|href)="(https?:)?//', text) and "<link" not in text
     pngs = sorted((tiny_run / "figures").glob("*.png"))
@@ -452,6 +459,52 @@ def test_report_includes_the_probe_when_the_study_recorded_one(tmp_path: Path) -
     run.probe = {"unexpected": "layout"}
     text = build_report(tmp_path, data=run).read_text()
     assert "cannot rebuild it" in text[text.index('<section id="probe"'):]
+
+
+def test_a_real_run_stores_its_models_probe_for_the_report(tiny_run: Path) -> None:
+    from initlab.probe import ProbeResult
+
+    run = load_run(tiny_run)
+    (group,) = run.groups()
+    assert list(run.probes) == [group] and not run.probe_errors and run.probe is None
+    assert "probes" not in run.meta  # large: kept out of the run metadata the report prints
+    result = ProbeResult.from_dict(run.probes[group])
+    assert result.model == group[0] and [s.scheme for s in result] == list(SCHEMES)
+    # the first 256 training images with their labels, the study's first seed
+    assert (result.inputs, result.n_inputs, list(result.input_shape), result.seed) == ("data", 256, [64], 0)
+    assert not result["he_normal"].verdicts and result["ones"].verdict("unbroken_symmetry")
+
+
+def test_report_shows_the_probe_of_each_model_group(tmp_path: Path) -> None:
+    import json
+
+    import initlab
+    from initlab.engine.models import MLPSpec
+    from initlab.report.build import _Ctx, _section_probe
+
+    run = two_group_run(tmp_path)
+    a, b = ("mlp-a", "fashion-mnist"), ("mlp-b", "fashion-mnist")
+    probe_a = initlab.probe(MLPSpec(16, (8,), 10, dropout=0.0), schemes=["zeros", "he_normal"], n_inputs=16,
+                            jacobian=False)
+    # group a: a stored probe; group b: one this version cannot read, and a failure line
+    run.probes = {a: json.loads(probe_a.to_json()), b: {"unexpected": "layout"}}
+    run.probe_errors = {b: "RuntimeError: out of memory"}
+    text = build_report(tmp_path, data=run).read_text()
+    assert _sections(text) == [*SECTIONS[:-1], "probe", SECTIONS[-1]]
+    body = _section(text, "probe")
+    split = body.index("<h3>mlp-b on fashion-mnist</h3>")
+    first, second = body[:split], body[split:]
+    assert "<h3>mlp-a on fashion-mnist</h3>" in first and first.count("<img ") == 2
+    assert "g1_probe_variance.png" in first and "unbroken symmetry" in first  # zeros: the verdict table
+    assert "<img " not in second and "cannot rebuild it" in second
+    assert "failed (RuntimeError: out of memory)" in second
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*probe*")) == [
+        "g1_probe_gradients.png", "g1_probe_variance.png"]
+    # a group without a probe says so
+    run.probes, run.probe_errors = {}, {b: "RuntimeError: out of memory"}
+    body = _section_probe(_Ctx(run, tmp_path / "figures"))
+    split = body.index("<h3>mlp-b on fashion-mnist</h3>")
+    assert "No probe was recorded for this group" in body[:split] and "out of memory" in body[split:]
 
 
 def two_group_run(run_dir: Path) -> RunData:

@@ -76,3 +76,119 @@ def test_smoke_preset_on_real_data(tmp_path: Path) -> None:
         rows = {r.scheme: r for r in summarize(store).rows}
         assert rows["keras_default"].val_acc > 0.6  # one epoch on 2000 images
         assert rows["zeros"].val_acc < 0.3  # the article: all-zero weights do not learn
+
+
+# -- the signal-propagation probe recorded at init -----------------------------------------------
+
+
+def _probe_study(schemes=("he_normal", "zeros", "lsuv"), seeds=2, models=(MLPSpec(hidden=(16,)),)):
+    return StudyConfig(name="probe", schemes=schemes, seeds=seeds, models=models,
+                       train={"epochs": 1, "batch_size": 64, "log_every": 4, "probe_size": 16,
+                              "hist_bins": 5}).expand()
+
+
+def _count_probe_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Wrap initlab.probe.probe (what the study calls) to record each call's schemes."""
+    import importlib
+
+    pkg = importlib.import_module("initlab.probe")
+    real, calls = pkg.probe, []
+
+    def counted(*args, **kwargs):
+        calls.append(list(args[2]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pkg, "probe", counted)
+    return calls
+
+
+def _strip_seconds(d: dict) -> dict:
+    return {**d, "schemes": [{**s, "seconds": 0.0} for s in d["schemes"]]}
+
+
+def test_study_probes_each_model_once_across_split_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from initlab.probe.runner import probe
+
+    data = _data()
+    calls = _count_probe_calls(monkeypatch)
+    models = (MLPSpec(hidden=(16,)), MLPSpec(hidden=(8, 8), activation="tanh"))
+    study = _probe_study(models=models)
+    with Store.create(tmp_path / "a") as store:
+        # 3 schemes x 2 seeds per model in groups of 4: the second group of a model adds its new scheme
+        result = run_study(study, store, engine_train_group(loader=lambda cell: data), max_group_size=4)
+        assert result.complete
+        probes = store.get_meta("probes")
+        assert store.get_meta("probe_errors") is None
+        with_probe = store.epochs()
+    assert calls == [["he_normal", "zeros"], ["lsuv"]] * 2
+    assert sorted(probes) == sorted(m.label for m in models)
+    for spec in models:
+        stored = probes[spec.label]["fashion-mnist"]
+        # the same as probing all schemes at once: the first 256 training images and labels, seed 0
+        once = probe(spec, (data.train_x[:256], data.train_y[:256]), ["he_normal", "zeros", "lsuv"],
+                             n_inputs=256, seed=0, jacobian=False).to_dict()
+        assert _strip_seconds(stored) == _strip_seconds(once)
+    # the probe does not change training: the same numbers without it
+    with Store.create(tmp_path / "b") as store:
+        run_study(study, store, engine_train_group(loader=lambda cell: data, probe=False), max_group_size=4)
+        assert store.get_meta("probes") is None
+        without = store.epochs()
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall"} for r in rows]  # noqa: E731
+    assert repr(strip(without)) == repr(strip(with_probe))
+
+
+def test_resumed_study_does_not_probe_its_model_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data()
+    calls = _count_probe_calls(monkeypatch)
+    study = _probe_study(schemes=("he_normal", "lsuv"), seeds=1)
+    train = engine_train_group(loader=lambda cell: data)
+
+    def killed(cells, sink):  # trained, then killed before the cells are marked done
+        train(cells, sink)
+        raise KeyboardInterrupt
+
+    with Store.create(tmp_path) as store:
+        with pytest.raises(KeyboardInterrupt):
+            run_study(study, store, killed)
+        first = store.get_meta("probes")
+        assert calls == [["he_normal", "lsuv"]] and store.status_counts()["running"] == 2
+        result = run_study(study, store, train)  # resume: both cells are trained again
+        assert result.complete and result.resume.reset == 2
+        assert calls == [["he_normal", "lsuv"]] and store.get_meta("probes") == first
+
+
+def test_a_failing_probe_is_recorded_and_the_study_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("probe exploded\nsecond line")
+
+    monkeypatch.setattr(importlib.import_module("initlab.probe"), "probe", broken)
+    data = _data()
+    study = _probe_study(schemes=("he_normal",), seeds=1)
+    label = study.cells[0].model_label
+    with Store.create(tmp_path) as store:
+        assert run_study(study, store, engine_train_group(loader=lambda cell: data)).complete
+        assert store.get_meta("probes") is None
+        assert store.get_meta("probe_errors") == {label: {"fashion-mnist": "RuntimeError: probe exploded second line"}}
+
+
+def test_cli_no_probe_reaches_the_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import initlab.study
+    from initlab.cli import main, run_cmd
+
+    class Built(Exception):
+        pass
+
+    seen = []
+
+    def fake_engine_train_group(**kwargs):
+        seen.append(kwargs["probe"])
+        raise Built  # stop before training
+
+    monkeypatch.setattr(run_cmd, "_check_data", lambda *a: None)
+    monkeypatch.setattr(initlab.study, "engine_train_group", fake_engine_train_group)
+    for i, extra in enumerate(([], ["--no-probe"])):
+        with pytest.raises(Built):
+            main(["run", "smoke", "--out", str(tmp_path / str(i)), "--no-report", "--quiet", *extra])
+    assert seen == [True, False]

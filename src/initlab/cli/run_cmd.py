@@ -35,6 +35,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--limit-val", type=int, help="validate on the first N validation images only")
     p.add_argument("--max-group", type=int, help="train at most this many models at once (memory bound)")
     p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+    p.add_argument("--no-probe", action="store_true",
+                   help="do not record each model's signal-propagation probe at init (the report's "
+                        "'Signal probe' section)")
     p.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard event files to DIR")
     p.add_argument("--wandb", nargs="?", const="initlab", metavar="PROJECT",
                    help="also log every model to Weights & Biases (WANDB_MODE=offline works)")
@@ -190,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
           + (f" x {len(config.models)} models" if len(config.models) > 1 else "")
           + (f" x {len(config.datasets)} datasets" if len(config.datasets) > 1 else "")
           + f"), {epochs} epochs, device {args.device}, into {out}", file=sys.stderr)
-    train_group = engine_train_group(device=args.device, data_dir=args.data_dir)
+    train_group = engine_train_group(device=args.device, data_dir=args.data_dir, probe=not args.no_probe)
 
     def tracked(cells: Any, sink: Any) -> None:
         train_group(cells, _ProgressSink(sink, progress))

@@ -2,17 +2,24 @@
 
 In ``to_dict`` output non-finite floats are written as the strings ``"inf"``, ``"-inf"``
 and ``"nan"`` (JSON has no such numbers), so the output is strict JSON.
+
+``from_dict`` is the inverse: ``ProbeResult.from_dict(json.loads(r.to_json())).to_dict()
+== r.to_dict()``, so a stored probe can be tabled and drawn again. It reads those three
+strings back as floats, ignores the derived keys ``to_dict`` adds (``pre_var``, ``ok``,
+the mean field's ``phase``) and any key it does not know (a newer layout's additions), and
+raises :class:`~initlab.errors.InitlabError` with the path of the first bad or missing
+entry (``schemes[1].layers[3].pre_std``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from initlab.errors import UnknownNameError, suggest
+from initlab.errors import InitlabError, UnknownNameError, suggest
 from initlab.probe.meanfield import MeanField
 
 
@@ -28,6 +35,91 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return _num(obj)
+
+
+# -- reading to_dict() output back (from_dict) ---------------------------------------------
+
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _bad(where: str, problem: str) -> InitlabError:
+    return InitlabError(f"malformed probe result at {where}: {problem}; "
+                        "give a dict written by ProbeResult.to_dict()")
+
+
+def _show(v: Any, limit: int = 40) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _float(v: Any, where: str) -> float:
+    """A number, or one of the strings ``_num`` writes for non-finite floats."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str) and v in _NONFINITE:
+        return _NONFINITE[v]
+    raise _bad(where, f"{_show(v)} is not a number")
+
+
+def _int(v: Any, where: str) -> int:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    raise _bad(where, f"{_show(v)} is not an integer")
+
+
+def _str(v: Any, where: str) -> str:
+    if isinstance(v, str):
+        return v
+    raise _bad(where, f"{_show(v)} is not a string")
+
+
+def _list(v: Any, where: str) -> list[Any]:
+    if isinstance(v, list):
+        return v
+    raise _bad(where, f"expected a list, got {type(v).__name__}")
+
+
+def _shape(v: Any, where: str) -> tuple[int, ...]:
+    return tuple(_int(x, f"{where}[{i}]") for i, x in enumerate(_list(v, where)))
+
+
+def _dict(v: Any, where: str) -> dict[str, Any]:
+    if isinstance(v, dict):
+        return v
+    raise _bad(where, f"expected a dict, got {type(v).__name__}")
+
+
+#: Readers by the annotation of a dataclass field (a string under postponed annotations).
+_READERS: dict[str, Callable[[Any, str], Any]] = {
+    "float": _float, "int": _int, "str": _str, "tuple[int, ...]": _shape,
+}
+
+
+def _read_fields(cls: type, d: Any, where: str) -> dict[str, Any]:
+    """The constructor arguments of dataclass *cls* from *d*; a field with a default may
+    be missing."""
+    d = _dict(d, where)
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in d:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise _bad(where, f"missing key {f.name!r}")
+            continue
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        out[f.name] = _READERS[kind](d[f.name], f"{where}.{f.name}")
+    return out
+
+
+def _mean_field_from_dict(d: Any, where: str) -> MeanField | None:
+    """The inverse of :meth:`MeanField.to_dict` (``phase`` is derived, so not read)."""
+    return None if d is None else MeanField(**_read_fields(MeanField, d, where))
+
+
+def _singular_values(v: Any, where: str) -> list[list[float]] | None:
+    if v is None:
+        return None
+    return [[_float(x, f"{where}[{i}][{j}]") for j, x in enumerate(_list(row, f"{where}[{i}]"))]
+            for i, row in enumerate(_list(v, where))]
 
 
 @dataclass
@@ -74,6 +166,11 @@ class LayerProbe:
         d["pre_var"] = self.pre_var
         return _clean(d)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, where: str = "layer") -> LayerProbe:
+        """The inverse of :meth:`to_dict` (``pre_var`` is derived from ``pre_std``)."""
+        return cls(**_read_fields(cls, d, where))
+
 
 #: Verdict kinds, in the order they are checked.
 KINDS = (
@@ -96,6 +193,11 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return _clean({"kind": self.kind, "layer": self.layer, "layer_name": self.layer_name,
                        "value": self.value, "message": self.message})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, where: str = "verdict") -> Verdict:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**_read_fields(cls, d, where))
 
 
 @dataclass
@@ -146,6 +248,28 @@ class SchemeProbe:
             "layers": [layer.to_dict() for layer in self.layers],
         })
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, where: str = "scheme") -> SchemeProbe:
+        """The inverse of :meth:`to_dict` (``ok`` is derived from the verdicts)."""
+        d = _dict(d, where)
+        for key in ("scheme", "layers", "verdicts", "input_var", "input_second_moment", "loss",
+                    "signal_rate", "gradient_rate"):
+            if key not in d:
+                raise _bad(where, f"missing key {key!r}")
+        return cls(
+            scheme=_str(d["scheme"], f"{where}.scheme"),
+            layers=[LayerProbe.from_dict(x, where=f"{where}.layers[{i}]")
+                    for i, x in enumerate(_list(d["layers"], f"{where}.layers"))],
+            verdicts=[Verdict.from_dict(x, where=f"{where}.verdicts[{i}]")
+                      for i, x in enumerate(_list(d["verdicts"], f"{where}.verdicts"))],
+            **{k: _float(d[k], f"{where}.{k}") for k in ("input_var", "input_second_moment", "loss",
+                                                         "signal_rate", "gradient_rate")},
+            jacobian_singular_values=_singular_values(d.get("jacobian_singular_values"),
+                                                      f"{where}.jacobian_singular_values"),
+            mean_field=_mean_field_from_dict(d.get("mean_field"), f"{where}.mean_field"),
+            seconds=_float(d.get("seconds", 0.0), f"{where}.seconds"),
+        )
+
 
 @dataclass
 class ProbeResult:
@@ -182,6 +306,33 @@ class ProbeResult:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProbeResult:
+        """The result :meth:`to_dict` wrote, e.g. one stored by a study: the exact inverse,
+        so ``table()`` and ``save_figures()`` of the rebuilt result give what the original's
+        did. Raises :class:`~initlab.errors.InitlabError` naming the first bad entry."""
+        d = _dict(d, "top level")
+        for key in ("model", "inputs", "n_inputs", "input_shape", "seed", "schemes"):
+            if key not in d:
+                raise _bad("top level", f"missing key {key!r}")
+        return cls(
+            model=_str(d["model"], "model"), inputs=_str(d["inputs"], "inputs"),
+            n_inputs=_int(d["n_inputs"], "n_inputs"), input_shape=_shape(d["input_shape"], "input_shape"),
+            seed=_int(d["seed"], "seed"),
+            schemes=[SchemeProbe.from_dict(x, where=f"schemes[{i}]")
+                     for i, x in enumerate(_list(d["schemes"], "schemes"))],
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ProbeResult:
+        """The inverse of :meth:`to_json`."""
+        try:
+            d = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise InitlabError(f"probe result is not valid JSON ({exc}); give the text "
+                               "ProbeResult.to_json() wrote") from None
+        return cls.from_dict(d)
 
     def table(self, *, all_layers: bool = False) -> str:
         """The terminal report (see :func:`initlab.probe.table.render`)."""

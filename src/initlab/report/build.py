@@ -4,8 +4,8 @@ Writes ``RUN_DIR/report.html`` and ``RUN_DIR/figures/*.png``. Sections (each a
 ``<section id=...>``): ``summary`` (per-scheme table), ``curves`` (learning curves),
 ``weights`` (std by depth, per-layer histograms at init vs after training and over
 epochs, with a layer selector), ``activations``, ``conformance`` (realized vs expected
-std at init), ``probe`` (only when the study recorded a probe) and ``run``
-(configuration, versions, device, wall time, cells).
+std at init), ``probe`` (signal propagation at init, per group; only when the study
+recorded a probe) and ``run`` (configuration, versions, device, wall time, cells).
 
 Layouts scale with the study: one colour per scheme, small multiples with one panel per
 scheme, one selectable layer at a time, heatmaps over layers and epochs. A study with
@@ -277,40 +277,88 @@ def _section_conformance(ctx: _Ctx) -> str:
 
 
 def _probe_result(raw: Any) -> Any:
-    """A probe result object with ``save_figures``, from what the study stored."""
+    """A probe result object with ``save_figures`` from what the study stored: the object
+    itself, or a ``ProbeResult.to_dict()`` dict; ``None`` when it cannot be rebuilt."""
+    from initlab.errors import InitlabError
+    from initlab.probe.result import ProbeResult
+
     if hasattr(raw, "save_figures"):
         return raw
-    try:
-        from initlab.probe.result import ProbeResult
-    except ImportError:  # pragma: no cover - the probe is part of the package
-        return None
-    from_dict = getattr(ProbeResult, "from_dict", None)
-    if isinstance(raw, dict) and from_dict is not None:
+    if isinstance(raw, dict):
         try:
-            return from_dict(raw)
-        except (KeyError, TypeError, ValueError):  # a layout this version cannot read
+            return ProbeResult.from_dict(raw)
+        except InitlabError:  # a layout this version cannot read
             return None
     return None
 
 
-def _section_probe(ctx: _Ctx) -> str:
-    """Figures of the study's signal-propagation probe, drawn by
-    :func:`initlab.probe.figures.save_probe_figures` (needs a stored probe result that
-    :class:`initlab.probe.result.ProbeResult` can rebuild, or the object itself)."""
+_NO_REBUILD = ('<p class="note">The study recorded a signal-propagation probe, but this initlab '
+               'cannot rebuild it for drawing; run <code>initlab probe</code> for its figures.</p>')
+
+
+def _probe_table(result: Any) -> str:
+    """Per scheme: the fitted per-layer factors of Var(z) and of |dL/dz|^2, and the verdicts
+    (their explanations as tooltips)."""
+    body, classes = [], []
+    for sp in result.schemes:
+        kinds = ", ".join(v.kind.replace("_", " ") for v in sp.verdicts) or "ok"
+        tip = " ".join(v.message for v in sp.verdicts) or "no vanishing or exploding signal or gradients, " \
+            "dead units, saturation or unbroken symmetry"
+        body.append([sp.scheme, _fmt(sp.signal_rate, 3), _fmt(sp.gradient_rate, 3), (kinds, tip)])
+        classes.append(["", "", "", "flag" if sp.verdicts else ""])
+    src = "inputs from the data" if result.inputs == "data" else "Gaussian inputs"
+    caption = (f"{result.model} at init on {result.n_inputs} {src}, seed {result.seed}, dropout off; "
+               f"factors per layer fitted over all layers (1 = preserved); hover a verdict for its reason")
+    return H.table(["scheme", "Var(z) per layer", "|dL/dz|² per layer", "verdicts"], body,
+                   classes=classes, caption=caption)
+
+
+def _probe_block(ctx: _Ctx, raw: Any, directory: Path, prefix: str) -> str:
+    """The verdict table and figures of one stored probe; its PNGs are written as
+    ``directory/<prefix><figure>.png`` (:func:`initlab.probe.figures.save_probe_figures`)."""
+    from initlab.probe.figures import save_probe_figures
+    from initlab.probe.result import ProbeResult
     from initlab.report.plotting import load_png
 
-    result = _probe_result(ctx.run.probe)
+    result = _probe_result(raw)
     if result is None:
-        return ('<p class="note">The study recorded a signal-propagation probe, but this initlab '
-                'cannot rebuild it for drawing; run <code>initlab probe</code> for its figures.</p>')
-    parts = []
-    for p in result.save_figures(ctx.fig_dir / "probe") or []:
-        p = Path(p)
+        return _NO_REBUILD
+    rebuilt = isinstance(result, ProbeResult)
+    paths = save_probe_figures(result, directory, prefix=prefix) if rebuilt else result.save_figures(directory)
+    figures = []
+    for p in map(Path, paths or []):
         if p.suffix.lower() == ".png" and p.is_file():
             fig = load_png(p, f"probe: {p.stem}")
             ctx.figures.append(fig)
-            parts.append(H.figure(fig, f"Signal propagation at init: {p.stem.removeprefix('probe_')}."))
-    return "".join(parts) or '<p class="note">The probe produced no figures.</p>'
+            figures.append(H.figure(fig, f"Signal propagation at init: {p.stem.removeprefix(prefix)}."))
+    table = _probe_table(result) if rebuilt else ""
+    return table + ("".join(figures) or '<p class="note">The probe produced no figures.</p>')
+
+
+def _group_probe(ctx: _Ctx, i: int, model: str, dataset: str) -> str:
+    """The probe recorded for one ``(model, dataset)`` group, and why probing failed if it did."""
+    raw = ctx.run.probes.get((model, dataset))
+    error = ctx.run.probe_errors.get((model, dataset))
+    note = (f'<p class="note">Probing this model failed ({H.esc(error)}); the study trained without '
+            f'it. <code>initlab probe</code> shows the failure.</p>') if error else ""
+    if raw is not None:
+        return _probe_block(ctx, raw, ctx.fig_dir, f"{_slug(i)}_probe_") + note
+    return note or ('<p class="note">No probe was recorded for this group (the study ran with '
+                    '<code>--no-probe</code>, or has not reached it yet).</p>')
+
+
+def _section_probe(ctx: _Ctx) -> str:
+    """The signal-propagation probe at init of each ``(model, dataset)`` group that the
+    study recorded (:mod:`initlab.study.local`), then a single study-wide probe of the
+    older layout: a verdict table and the figures of
+    :func:`initlab.probe.figures.save_probe_figures`."""
+    parts = []
+    if ctx.run.probes or ctx.run.probe_errors:
+        for i, (model, dataset) in enumerate(ctx.groups):
+            parts.append(ctx.heading(i, model, dataset) + _group_probe(ctx, i, model, dataset))
+    if ctx.run.probe is not None:
+        parts.append(_probe_block(ctx, ctx.run.probe, ctx.fig_dir / "probe", "probe_"))
+    return "".join(parts)
 
 
 def build_report(run_dir: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
@@ -352,7 +400,7 @@ def build_report(run_dir: str | os.PathLike[str], *, out: str | os.PathLike[str]
         ("activations", _section_activations(ctx)),
         ("conformance", _section_conformance(ctx)),
     ]
-    if run.probe is not None:
+    if run.probe is not None or run.probes or run.probe_errors:
         sections.append(("probe", _section_probe(ctx)))
     sections.append(("run", run_section(run, len(ctx.figures), fig_dir, time.perf_counter() - t0)))
     body = "".join(

@@ -11,7 +11,12 @@ written by :mod:`initlab.study.engine_sink`:
 * the cell's ``init`` JSON: an :class:`initlab.apply.InitReport` as ``to_dict()`` or its
   ``layers`` list (:class:`initlab.apply.LayerRecord` dicts), matched to the engine's
   layer numbers by tensor name, else by order;
-* ``meta``: ``quantile_levels`` and whatever the runner recorded (device, wall time...).
+* ``meta``: ``quantile_levels`` and whatever the runner recorded (device, wall time...);
+  ``probes`` (``{model_label: {dataset: ProbeResult.to_dict()}}``, written by
+  :mod:`initlab.study.local`) becomes :attr:`RunData.probes` keyed by the report's
+  ``(model, dataset)`` groups and is left out of :attr:`RunData.meta` (it is large);
+  ``probe_errors`` (same nesting, one line each) becomes :attr:`RunData.probe_errors`;
+  an older single ``probe`` stays :attr:`RunData.probe`.
 
 Problems with the directory itself raise :class:`~initlab.errors.InitlabError` naming
 the directory and what to do.
@@ -81,6 +86,16 @@ def _init_records(raw: Any, names_to_layer: dict[str, int]) -> list[InitRecord]:
             family=str(r.get("family", "") or ""), shape=shape,
         ))
     return out
+
+
+def _by_group(table: Any) -> dict[tuple[str, str], Any]:
+    """``{model: {dataset: value}}`` as ``{(model, dataset): value}``; entries of another
+    shape are skipped."""
+    if not isinstance(table, dict):
+        return {}
+    return {(str(model), str(dataset)): value
+            for model, inner in table.items() if isinstance(inner, dict)
+            for dataset, value in inner.items()}
 
 
 def _cell(store: Any, rec: Any, epoch_rows: list[dict[str, Any]], levels: tuple[float, ...],
@@ -160,6 +175,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     fine: its unfinished cells keep status ``running``/``pending``/``failed`` and
     :attr:`RunData.partial` is true.
     """
+    from initlab.study.local import PROBE_ERRORS_META, PROBES_META
     from initlab.study.store import Store
 
     rd = check_run_dir(run_dir)
@@ -177,7 +193,9 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
         cells = [_cell(store, rec, by_cell.get(rec.key, []), levels, diverged) for rec in store.cells()]
     config = dict(study.config)
     config.setdefault("name", study.name)
+    probes = _by_group(meta.pop(PROBES_META, None))
+    errors = {k: str(v) for k, v in _by_group(meta.get(PROBE_ERRORS_META)).items()}
     meta = {"fingerprint": study.fingerprint, "created": study.created,
             "versions": dict(study.versions), **meta}
-    probe = meta.get("probe")
-    return RunData(run_dir=rd, name=study.name, config=config, meta=meta, cells=cells, probe=probe)
+    return RunData(run_dir=rd, name=study.name, config=config, meta=meta, cells=cells,
+                   probe=meta.get("probe"), probes=probes, probe_errors=errors)

@@ -235,7 +235,10 @@ class RunData:
 
     ``meta`` holds what the runner recorded about the run (``device``, ``versions``,
     ``wall_s``, ``started``, ``finished``, ...); ``config`` the study configuration.
-    ``probe`` is the study's signal-propagation probe result when one was recorded.
+    ``probes`` maps a ``(model, dataset)`` group (:meth:`groups`) to the signal-propagation
+    probe the study recorded for it at init (a ``ProbeResult.to_dict()`` dict, or the
+    result itself), ``probe_errors`` such a group to the line saying why its probe failed.
+    ``probe`` is a single probe of the whole study (the layout before per-group probes).
     """
 
     run_dir: Path
@@ -244,6 +247,8 @@ class RunData:
     meta: dict[str, Any] = field(default_factory=dict)
     cells: list[CellData] = field(default_factory=list)
     probe: Any = None
+    probes: dict[tuple[str, str], Any] = field(default_factory=dict)
+    probe_errors: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
