@@ -24,7 +24,7 @@ from initlab.engine import (
     train_one,
 )
 from initlab.engine.adam import StackedAdam, fused_adam_available
-from initlab.engine.functional import bmm
+from initlab.engine.functional import bmm, bmm_calls, run_calls
 from initlab.errors import InitlabError
 
 CFG = TrainConfig(epochs=2, log_every=2, probe_size=64, hist_bins=10)
@@ -479,6 +479,27 @@ def test_thread_balanced_bmm_is_bitwise_bmm():
             assert torch.equal(bmm(a, w.transpose(1, 2), out), torch.bmm(a, w.transpose(1, 2)))
             want = torch.baddbmm(bias.unsqueeze(1), a, w.transpose(1, 2))
             assert torch.equal(bmm(a, w.transpose(1, 2), out, bias), want)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_product_calls_replay_on_new_contents_of_the_same_tensors():
+    """bmm_calls are made once and run again after their tensors change in place (as the
+    engine does with its buffers and parameters): each run computes the current product."""
+    threads = torch.get_num_threads()
+    g = torch.Generator().manual_seed(1)
+    try:
+        torch.set_num_threads(2)
+        K = 5  # the balanced path: bmm for 4 models, mm for the fifth
+        a, w = torch.empty(K, 128, 784), torch.empty(K, 256, 784)
+        bias, out = torch.empty(K, 256), torch.empty(K, 128, 256)
+        calls = bmm_calls(a, w.transpose(1, 2), out, bias)
+        assert [fn for fn, _, _ in calls] == [torch.baddbmm, torch.addmm]
+        for _ in range(2):
+            a.uniform_(generator=g), w.normal_(generator=g), bias.normal_(generator=g)
+            run_calls(calls)
+            want = torch.baddbmm(bias.unsqueeze(1), a, w.transpose(1, 2))
+            assert torch.equal(out, want)
     finally:
         torch.set_num_threads(threads)
 

@@ -11,7 +11,7 @@ sparse categorical cross-entropy of ``softmax(z)``:
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,8 @@ __all__ = [
     "activation",
     "activation_backward",
     "bmm",
+    "bmm_calls",
+    "run_calls",
     "cross_entropy_sums",
     "eval_forward",
     "evaluate",
@@ -94,10 +96,19 @@ def cross_entropy_sums(
 _BALANCE_MIN_MACS = 2**22
 
 
-def bmm(
+#: One deferred tensor call: ``(function, positional args, keyword args)``.
+Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+def bmm_calls(
     a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None = None
-) -> torch.Tensor:
-    """``out[k] = a[k] @ b[k] (+ bias[k])`` for all K models (``torch.bmm``/``baddbmm``).
+) -> list[Call]:
+    """The torch calls that compute ``out[k] = a[k] @ b[k] (+ bias[k])`` for all K models
+    (``torch.bmm``/``baddbmm``), as a list to run with :func:`run_calls`.
+
+    The list holds views of *a*, *b*, *out* and *bias* made once, so it can be run again
+    whenever those tensors hold new values in the same memory (the engine keeps one list per
+    product and batch size and so skips making the views at every step).
 
     On CPU, ``torch.bmm`` runs the K products in parallel, one per thread, so when K is not
     a multiple of the thread count T its last round leaves threads idle (K=7 on 2 threads:
@@ -112,17 +123,29 @@ def bmm(
     rest = K % T if out.device.type == "cpu" and K > T else 0
     if rest == 0 or a.shape[1] * a.shape[2] * b.shape[2] < _BALANCE_MIN_MACS:
         if bias is None:
-            return torch.bmm(a, b, out=out)
-        return torch.baddbmm(bias.unsqueeze(1), a, b, out=out)
+            return [(torch.bmm, (a, b), {"out": out})]
+        return [(torch.baddbmm, (bias.unsqueeze(1), a, b), {"out": out})]
     n = K - rest
     if bias is None:
-        torch.bmm(a[:n], b[:n], out=out[:n])
-        for k in range(n, K):
-            torch.mm(a[k], b[k], out=out[k])
+        calls: list[Call] = [(torch.bmm, (a[:n], b[:n]), {"out": out[:n]})]
+        calls += [(torch.mm, (a[k], b[k]), {"out": out[k]}) for k in range(n, K)]
     else:
-        torch.baddbmm(bias[:n].unsqueeze(1), a[:n], b[:n], out=out[:n])
-        for k in range(n, K):
-            torch.addmm(bias[k], a[k], b[k], out=out[k])
+        calls = [(torch.baddbmm, (bias[:n].unsqueeze(1), a[:n], b[:n]), {"out": out[:n]})]
+        calls += [(torch.addmm, (bias[k], a[k], b[k]), {"out": out[k]}) for k in range(n, K)]
+    return calls
+
+
+def run_calls(calls: list[Call]) -> None:
+    """Run the deferred calls of :func:`bmm_calls` in order."""
+    for fn, args, kwargs in calls:
+        fn(*args, **kwargs)
+
+
+def bmm(
+    a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``out[k] = a[k] @ b[k] (+ bias[k])`` for all K models, now (see :func:`bmm_calls`)."""
+    run_calls(bmm_calls(a, b, out, bias))
     return out
 
 
