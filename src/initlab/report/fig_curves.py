@@ -15,6 +15,7 @@ import numpy as np
 from initlab.report.plotting import Figure, grid_figure, pyplot, save_png
 from initlab.report.summary import mean_curve
 from initlab.report.types import CellData
+from initlab.study import summary as core
 
 __all__ = ["learning_curves", "accuracy_small_multiples", "needs_log", "step_curve"]
 
@@ -33,24 +34,10 @@ def needs_log(values: list[np.ndarray]) -> bool:
 
 
 def step_curve(cells: list[CellData]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(steps, mean, lo, hi)`` of the windowed training loss over ``cells``."""
-    all_steps = sorted({int(s) for c in cells for s in c.steps.get("step", [])})
-    if not all_steps:
-        z = np.zeros(0)
-        return z.astype(int), z, z, z
-    pos = {s: i for i, s in enumerate(all_steps)}
-    grid = np.full((len(cells), len(all_steps)), np.nan)
-    for r, c in enumerate(cells):
-        for s, v in zip(c.steps.get("step", []), c.steps.get("loss", [])):
-            grid[r, pos[int(s)]] = v
-    grid[~np.isfinite(grid)] = np.nan
-    keep = ~np.all(np.isnan(grid), axis=0)
-    g = grid[:, keep]
-    steps = np.asarray(all_steps)[keep]
-    if g.size == 0:
-        z = np.zeros(0)
-        return steps, z, z, z
-    return steps, np.nanmean(g, 0), np.nanmin(g, 0), np.nanmax(g, 0)
+    """``(steps, mean, lo, hi)`` of the windowed training loss over ``cells``: the same
+    NaN-ignoring mean and min/max band as the epoch curves
+    (:func:`initlab.study.summary.mean_curve`), over optimizer steps."""
+    return core.mean_curve((c.steps.get("step", []), c.steps.get("loss", [])) for c in cells)
 
 
 def _band(ax, x, mean, lo, hi, color, label=None) -> None:
