@@ -29,6 +29,7 @@ from initlab.report.plotting import Figure, scheme_colors
 from initlab.report.runinfo import header, run_section
 from initlab.report.summary import SchemeSummary, summarize
 from initlab.report.types import CellData, RunData
+from initlab.study.summary import format_pm
 
 __all__ = ["build_report", "REPORT_NAME", "FIGURE_DIR", "SECTIONS"]
 
@@ -49,10 +50,7 @@ def _fmt(x: float, digits: int = 4) -> str:
 
 
 def _pm(mean: float, half: float, scale: float, digits: int) -> str:
-    if not math.isfinite(mean):
-        return "–"
-    text = f"{mean * scale:.{digits}f}"
-    return f"{text} ± {half * scale:.{digits}f}" if math.isfinite(half) else f"{text} ± n/a"
+    return format_pm(mean, half, scale, digits, pm="±", missing="–")
 
 
 def _slug(i: int) -> str:

@@ -55,6 +55,7 @@ __all__ = [
     "SummaryRow",
     "cell_results",
     "final_value",
+    "format_pm",
     "first_epoch_reaching",
     "mean_curve",
     "render_table",
@@ -333,11 +334,14 @@ def summarize(store: Store, *, threshold: float = 0.8, level: float = 0.95) -> S
 # -- text outputs ------------------------------------------------------------------------
 
 
-def _pm(mean: float, half: float, scale: float, digits: int) -> str:
+def format_pm(mean: float, half: float, scale: float, digits: int, *, pm: str = "+/-",
+              missing: str = "-") -> str:
+    """``mean +/- half`` (both times *scale*, *digits* decimals), ``mean +/- n/a`` for a
+    non-finite half-width, *missing* for a non-finite mean; the report passes ``±``/``–``."""
     if not math.isfinite(mean):
-        return "-"
+        return missing
     text = f"{mean * scale:.{digits}f}"
-    return f"{text} +/- {half * scale:.{digits}f}" if math.isfinite(half) else f"{text} +/- n/a"
+    return f"{text} {pm} {half * scale:.{digits}f}" if math.isfinite(half) else f"{text} {pm} n/a"
 
 
 def render_table(summary: Summary) -> str:
@@ -362,8 +366,8 @@ def render_table(summary: Summary) -> str:
         else:
             reach = f"never (0/{r.finished})" if r.finished else "-"
         body.append((([r.dataset] if multi_data else []) + ([r.model] if multi_model else []) + [
-            r.scheme, f"{r.finished}/{r.planned}", _pm(r.val_acc, r.val_acc_ci, 100.0, 2),
-            _pm(r.val_loss, r.val_loss_ci, 1.0, 4), reach, str(r.diverged)]))
+            r.scheme, f"{r.finished}/{r.planned}", format_pm(r.val_acc, r.val_acc_ci, 100.0, 2),
+            format_pm(r.val_loss, r.val_loss_ci, 1.0, 4), reach, str(r.diverged)]))
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     n_text = len(header) - 5  # text columns left-aligned, the five numeric ones right-aligned
 
