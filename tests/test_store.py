@@ -57,7 +57,7 @@ def test_create_sets_wal_and_schema(tmp_path: Path) -> None:
 def test_rejects_foreign_files_and_other_schema_versions(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / DB_NAME).write_bytes(b"this is not a database at all, just text" * 20)
-    with pytest.raises(InitlabError, match="not a usable initlab store"):
+    with pytest.raises(InitlabError, match=r"is not an initlab store \(file is not a database\)"):
         Store.open(tmp_path / "a")
     with Store.create(tmp_path / "b"):
         pass
@@ -282,3 +282,154 @@ def test_keyboard_interrupt_leaves_cells_running_for_resume(tmp_path: Path) -> N
     with Store.open(tmp_path) as store:
         assert run_study(study, store, _train_all).resume.reset == 4
         assert len(store.epochs()) == 4 * 3
+
+
+# -- reading without writing -------------------------------------------------------------------
+
+
+def _files(run_dir: Path) -> dict[str, bytes]:
+    """Every file of ``run_dir`` with its bytes."""
+    return {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()}
+
+
+def _finished_store(run_dir: Path) -> Path:
+    with Store.create(run_dir) as store:
+        run_study(_study(), store, _train_all)
+    return run_dir
+
+
+def test_readonly_open_leaves_a_finished_store_byte_identical(tmp_path: Path) -> None:
+    rd = _finished_store(tmp_path / "run")
+    before = _files(rd)
+    assert list(before) == [DB_NAME]  # a writer that closed leaves no -wal/-shm
+    with Store.open(rd, readonly=True) as store:
+        assert store.readonly
+        assert store._conn.execute("PRAGMA query_only").fetchone()[0] == 1
+        assert store.status_counts()["done"] == 4 and len(store.epochs()) == 12
+        with pytest.raises(InitlabError, match="opened read-only"):
+            store.set_meta("x", 1)
+        with pytest.raises(InitlabError, match="opened read-only"):
+            store.attach(_study())
+    assert _files(rd) == before  # byte-identical, and no -wal/-shm left behind
+
+
+def test_readonly_open_in_an_unwritable_directory_creates_nothing(tmp_path: Path, monkeypatch) -> None:
+    import initlab.study.store as store_mod
+
+    rd = _finished_store(tmp_path / "run")
+    before = _files(rd)
+    monkeypatch.setattr(store_mod, "_dir_writable", lambda d: False)
+    with Store.open(rd, readonly=True) as store:  # immutable: no writer can be running there
+        assert store.status_counts()["done"] == 4
+        assert _files(rd) == before  # not even while reading
+    assert _files(rd) == before
+
+
+def test_readonly_open_reads_committed_data_while_the_writer_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    rd = tmp_path / "run"
+    with Store.create(rd) as store:
+        store.attach(_study())
+    child = textwrap.dedent(f"""
+        import sys
+        from initlab.study import Store
+        with Store.open({str(rd)!r}) as store:
+            store.set_meta("step", 1)
+            print("committed", flush=True)
+            sys.stdin.readline()
+            store.set_meta("step", 2)
+            print("committed", flush=True)
+            sys.stdin.readline()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "committed"
+        live = _files(rd)
+        assert {f"{DB_NAME}-wal", f"{DB_NAME}-shm"} <= set(live)  # the writer's
+        with Store.open(rd, readonly=True) as store:
+            assert store.get_meta("step") == 1 and store.status_counts()["pending"] == 4
+        assert set(_files(rd)) == set(live)  # the writer's files are left alone
+        assert _files(rd)[DB_NAME] == live[DB_NAME] and _files(rd)[f"{DB_NAME}-wal"] == live[f"{DB_NAME}-wal"]
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "committed"  # the writer still writes
+        with Store.open(rd, readonly=True) as store:
+            assert store.get_meta("step") == 2
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert list(_files(rd)) == [DB_NAME]  # the writer's close removed its -wal/-shm
+    with Store.open(rd, readonly=True) as store:
+        assert store.get_meta("step") == 2 and store.integrity_check() == "ok"
+
+
+def test_readonly_open_of_a_store_whose_writer_was_killed(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    rd = tmp_path / "run"
+    with Store.create(rd) as store:
+        store.attach(_study())
+    code = (f"import os\nfrom initlab.study import Store\ns = Store.open({str(rd)!r})\n"
+            f"s.set_meta('step', 7)\nos._exit(0)\n")  # committed, then gone without closing
+    subprocess.run([sys.executable, "-c", code], check=True)
+    before = _files(rd)
+    assert len(before[f"{DB_NAME}-wal"]) > 0  # the commit lives in the WAL only
+    with Store.open(rd, readonly=True) as store:
+        assert store.get_meta("step") == 7
+    after = _files(rd)
+    assert set(after) == set(before)
+    assert after[DB_NAME] == before[DB_NAME] and after[f"{DB_NAME}-wal"] == before[f"{DB_NAME}-wal"]
+    # a stale -shm without its -wal holds no data: read-only, the store stays as it was
+    os.unlink(rd / f"{DB_NAME}-wal")
+    os.unlink(rd / f"{DB_NAME}-shm")
+    with Store.create(rd):
+        pass
+    conn = sqlite3.connect(f"{(rd / DB_NAME).resolve().as_uri()}?mode=ro", uri=True)
+    conn.execute("SELECT count(*) FROM cells").fetchone()
+    conn.close()  # a plain read-only connection leaves an empty -wal and a -shm behind
+    os.unlink(rd / f"{DB_NAME}-wal")
+    stale = _files(rd)
+    assert set(stale) == {DB_NAME, f"{DB_NAME}-shm"}
+    with Store.open(rd, readonly=True) as store:
+        assert store.status_counts()["pending"] == 4
+    assert _files(rd)[DB_NAME] == stale[DB_NAME] and f"{DB_NAME}-wal" not in _files(rd)
+
+
+def test_a_zero_byte_store_is_empty_for_readers_and_initialized_by_writers(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).write_bytes(b"")
+    with pytest.raises(InitlabError, match="is empty and holds no study") as info:
+        Store.open(tmp_path, readonly=True)
+    assert "\n" not in str(info.value)
+    assert _files(tmp_path) == {DB_NAME: b""}  # untouched
+    with Store.create(tmp_path) as store:  # what SQLite leaves when a run stops before its first commit
+        assert store.attach(_study()).new
+
+
+def test_damage_found_by_a_later_query_is_one_line(tmp_path: Path) -> None:
+    rd = _finished_store(tmp_path / "run")
+    conn = sqlite3.connect(rd / DB_NAME)
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='epochs'").fetchone()
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    raw = bytearray((rd / DB_NAME).read_bytes())
+    raw[(root - 1) * page:root * page] = bytes(range(256)) * (page // 256)
+    (rd / DB_NAME).write_bytes(bytes(raw))
+    with Store.open(rd, readonly=True) as store:  # the header, tables and version look fine
+        assert store.study_record().name == "t"
+        with pytest.raises(InitlabError, match=r"is damaged \(database disk image is malformed\); "
+                                               r"restore it from a backup") as info:
+            store.epochs()
+        assert "\n" not in str(info.value)
+    with pytest.raises(InitlabError, match=r"is damaged \("):
+        Store.open(rd)  # for writing, the whole file is checked first
+    assert (rd / DB_NAME).read_bytes() == bytes(raw)
+    assert list(_files(rd)) == [DB_NAME]

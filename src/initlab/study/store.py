@@ -35,6 +35,41 @@ counts JSON)``; ``events(cell, seq, kind, epoch, step, detail JSON)``.
 Conventions: epoch ``0`` is the state at initialization, ``1..E`` after each epoch;
 accuracies are fractions in [0, 1]; a NaN metric is stored as SQL NULL and read back as
 NaN; times are Unix seconds (``time.time()``).
+
+Reading without writing
+-----------------------
+``Store.open(run_dir, readonly=True)`` (what ``initlab summary``, ``report`` and
+``export`` use) never changes the store: the connection is opened with SQLite's
+``mode=ro`` and ``PRAGMA query_only=ON``, the journal mode is left alone and no table is
+ever created, so ``initlab.sqlite`` stays byte-identical. A WAL database is read
+together with its ``-wal``/``-shm`` files, so a read while ``initlab run`` is still
+writing sees every committed transaction. When those files were absent (a finished
+store), SQLite still creates them for a read-only connection and, unable to checkpoint,
+leaves them behind; :meth:`Store.close` then hands them back the sanctioned way: it opens
+one more connection (``mode=rw`` with ``query_only``, so it cannot write), reads, and
+closes it, and SQLite's own close logic removes ``-wal`` and ``-shm`` only when it can
+take the exclusive lock, i.e. when no other connection (a writer that started meanwhile)
+uses them; the empty WAL means that close copies nothing into the store. This is done
+only when no ``-wal`` existed before the read and the one found after it is empty; a
+stale ``-shm`` without its ``-wal`` holds no data and goes with it. Where that is not
+possible (the file or directory is read-only) the empty files stay, harmless. In a
+directory that is not writable and holds no ``-wal``, no writer can be running or start,
+so the store is opened ``immutable=1`` and SQLite creates nothing at all.
+
+Damaged stores
+--------------
+Every problem with the file is one :class:`~initlab.errors.InitlabError` line naming
+the file, what is wrong and what to do, for reading and for writing alike: a file that
+is not a database, a damaged or truncated one, a zero-byte one (read-only: it holds no
+study), another application's database, another schema version, a directory in its
+place, an unreadable file, a locked or full disk. :meth:`Store.open` checks the file up
+front (its header, the tables, the schema version; before writing, also
+``PRAGMA quick_check``) through a read-only connection, so a damaged or foreign file is
+refused without a byte of it changed, never "repaired" by recreating it. Damage that
+only shows on a later query (SQLite reads pages lazily) is turned into the same line by
+the store's connection itself, the one place all queries go through. A zero-byte file
+is what SQLite leaves when a run stops before its first commit; opening it for writing
+initializes it.
 """
 
 from __future__ import annotations
@@ -45,6 +80,7 @@ import os
 import platform
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +100,7 @@ __all__ = [
     "Store",
     "StudyRecord",
     "package_versions",
+    "store_error",
 ]
 
 DB_NAME = "initlab.sqlite"
@@ -143,6 +180,189 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+#: What to do about a store that cannot be used.
+_FIX = "restore it from a backup or use a new run directory"
+_TABLES = ("schema_version", "meta", "study", "cells", *_ROW_TABLES)
+
+
+def _q(path: Path) -> str:
+    return repr(str(path))
+
+
+def _sidecar(path: Path, suffix: str) -> Path:
+    """``initlab.sqlite-wal`` / ``-shm`` beside the store."""
+    return path.with_name(path.name + suffix)
+
+
+def store_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> InitlabError | None:
+    """The one-line :class:`InitlabError` for an SQLite error about the store file at
+    ``path`` (not a database, damaged, unreadable, locked, read-only, disk full), or
+    ``None`` when the error is not about the file (then it is a bug: re-raise it)."""
+    p = _q(Path(path))
+    what = str(exc).replace("\n", " ")
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == sqlite3.SQLITE_NOTADB:
+        return InitlabError(f"{p} is not an initlab store ({what}); {_FIX}")
+    if primary == sqlite3.SQLITE_CORRUPT:
+        return InitlabError(f"{p} is damaged ({what}); {_FIX}")
+    if primary == sqlite3.SQLITE_IOERR:
+        return InitlabError(f"cannot read or write {p} ({what}); check the disk and the file, "
+                            f"or {_FIX}")
+    if primary in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
+        return InitlabError(f"cannot open {p} ({what}); check that it is a readable file in a "
+                            f"directory you can read (and write, when it has a -wal file)")
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return InitlabError(f"{p} is locked by another process ({what}); wait for the other "
+                            f"'initlab run' to finish, or use a new run directory")
+    if primary == sqlite3.SQLITE_READONLY:
+        return InitlabError(f"cannot write {p} ({what}); make it and its directory writable, "
+                            f"or use a new run directory")
+    if primary == sqlite3.SQLITE_FULL:
+        return InitlabError(f"cannot write {p} ({what}); free disk space, then run again to resume")
+    if primary == sqlite3.SQLITE_ERROR and ("no such table" in what or "no such column" in what):
+        return InitlabError(f"{p} is not an initlab store ({what}); {_FIX}")
+    return None
+
+
+@contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """SQLite errors about the store file become its one-line :class:`InitlabError`;
+    constraint violations and programming errors pass through."""
+    try:
+        yield
+    except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+        raise
+    except sqlite3.DatabaseError as exc:
+        err = store_error(path, exc)
+        if err is None:
+            raise
+        try:
+            raise err from None
+        finally:
+            del err  # no reference cycle through this frame
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose every step turns errors about the file into :func:`store_error`
+    lines (SQLite reads pages lazily: damage can surface on any fetch)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        with _translated(self.connection.store_path):
+            return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq: Any, /) -> _Cursor:
+        with _translated(self.connection.store_path):
+            return super().executemany(sql, seq)
+
+    def fetchone(self) -> Any:
+        with _translated(self.connection.store_path):
+            return super().fetchone()
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        with _translated(self.connection.store_path):
+            return super().fetchmany(self.arraysize if size is None else size)
+
+    def fetchall(self) -> list[Any]:
+        with _translated(self.connection.store_path):
+            return super().fetchall()
+
+    def __next__(self) -> Any:
+        with _translated(self.connection.store_path):
+            return super().__next__()
+
+
+class _Connection(sqlite3.Connection):
+    """The store's connection: every query goes through a :class:`_Cursor`, the one place
+    where SQLite errors about the file are turned into one line."""
+
+    store_path: Path
+
+    def cursor(self, factory: Any = _Cursor) -> Any:  # type: ignore[override]
+        cur = super().cursor(factory)
+        self.__dict__.setdefault("_cursors", weakref.WeakSet()).add(cur)
+        return cur
+
+    def close(self) -> None:
+        # A cursor still alive (e.g. held by the traceback of the error it raised) keeps
+        # its statement, and SQLite would keep the file open and locked until it is
+        # collected: close every cursor first, so the connection really closes now.
+        for cur in list(self.__dict__.get("_cursors", ())):
+            try:
+                cur.close()
+            except sqlite3.Error:
+                pass
+        super().close()
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq: Any, /) -> _Cursor:  # type: ignore[override]
+        return self.cursor().executemany(sql, seq)
+
+
+def _connect(path: Path, params: str) -> _Connection:
+    with _translated(path):
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{params}", uri=True,
+                               isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                               timeout=30.0, factory=_Connection)
+    conn.store_path = path
+    return conn
+
+
+def _check_file(path: Path) -> int:
+    """The size of the store file, after one-line errors for a file that cannot be read
+    or whose SQLite header promises more pages than it holds (a truncated copy)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except PermissionError:
+        raise InitlabError(f"cannot read {_q(path)} (permission denied); make it readable "
+                           f"(chmod u+r) or run as the user who wrote it") from None
+    except OSError as exc:
+        raise InitlabError(f"cannot read {_q(path)} ({exc.strerror}); check the file and the "
+                           f"disk, or {_FIX}") from None
+    if len(head) == 100 and head.startswith(b"SQLite format 3\x00"):
+        page_size = int.from_bytes(head[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(head[28:32], "big")
+        # the header's page count is valid when its change counter matches version-valid-for;
+        # with a non-empty WAL the newest pages may still be there, not in the file
+        valid = pages > 0 and head[24:28] == head[92:96]
+        wal = _sidecar(path, "-wal")
+        if valid and size < pages * page_size and not (wal.is_file() and wal.stat().st_size > 0):
+            raise InitlabError(f"{_q(path)} is damaged (truncated: {size} bytes, its header says "
+                               f"{pages * page_size}); {_FIX}")
+    return size
+
+
+def _dir_writable(directory: Path) -> bool:
+    return os.access(directory, os.W_OK | os.X_OK)
+
+
+def _release_wal(path: Path) -> None:
+    """Let SQLite remove the empty ``-wal`` (and ``-shm``) that a read-only connection
+    created and could not remove; see "Reading without writing" in the module docstring.
+    Best effort: nothing happens while another connection uses them, or when they cannot
+    be removed."""
+    wal = _sidecar(path, "-wal")
+    try:
+        if not wal.is_file() or wal.stat().st_size != 0:
+            return  # none was created, or a writer has started meanwhile: its files
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True,
+                               isolation_level=None, timeout=1.0)
+    except (OSError, sqlite3.Error):
+        return
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        pass
+    finally:
+        conn.close()
+
+
 @dataclass(frozen=True)
 class StudyRecord:
     """The ``study`` row."""
@@ -199,19 +419,38 @@ class Store:
     """Results of one study in ``RUN_DIR/initlab.sqlite``; see the module docstring.
 
     Use :meth:`open` (or :meth:`create`) and close it (or use ``with``). One process writes
-    at a time; readers (e.g. ``initlab summary`` on a running study) may read concurrently.
+    at a time; readers (e.g. ``initlab summary`` on a running study) may read concurrently,
+    best with ``Store.open(run_dir, readonly=True)``, which never changes the store.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool = False,
+                 release_wal: bool = False) -> None:
         self._conn = conn
         self.path = path
+        #: Opened with ``readonly=True``: no method writes.
+        self.readonly = readonly
+        self._release_wal = release_wal
 
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, run_dir: str | os.PathLike[str], *, create: bool = False) -> Store:
-        """Open the store of ``run_dir``; with ``create`` make the directory and an empty
-        store when missing. Without ``create`` a missing directory or store is an error."""
+    def open(cls, run_dir: str | os.PathLike[str], *, create: bool = False,
+             readonly: bool = False) -> Store:
+        """Open the store of ``run_dir``.
+
+        Args:
+            create: make the directory and an empty store when missing (for writing).
+            readonly: read only; the store stays byte-identical and no ``-wal``/``-shm``
+                file is left behind that was not there before (see the module docstring).
+                A store that holds nothing (zero bytes) is an error here.
+
+        Without ``create`` a missing directory or store is an error. Every problem with the
+        file raises :class:`InitlabError` with one line (see "Damaged stores"); opening for
+        writing checks the file read-only first, so a damaged or foreign file is refused
+        unchanged.
+        """
+        if create and readonly:
+            raise ValueError("a store cannot be created read-only; pass create or readonly")
         rd = Path(run_dir)
         path = rd / DB_NAME
         if not create:
@@ -219,7 +458,7 @@ class Store:
                 raise InitlabError(
                     f"run directory {str(rd)!r} does not exist; pass a directory written by 'initlab run'"
                 )
-            if not path.is_file():
+            if not path.exists() and not path.is_symlink():
                 raise InitlabError(
                     f"no results store ({DB_NAME}) in {str(rd)!r}; pass a directory written by 'initlab run'"
                 )
@@ -228,23 +467,20 @@ class Store:
                 rd.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise InitlabError(f"cannot create run directory {str(rd)!r}: {exc.strerror}; choose a writable path") from None
-        try:
-            conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}",
-                uri=True,
-                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                timeout=30.0,
-            )
-        except sqlite3.Error as exc:
-            raise InitlabError(f"cannot open results store {str(path)!r}: {exc}; check the path and permissions") from None
+        if path.is_dir():
+            raise InitlabError(f"{_q(path)} is a directory, not an initlab store; move it away "
+                               f"or use a new run directory")
+        if readonly:
+            return cls._open_readonly(path)
+        if path.exists() or path.is_symlink():
+            wal = _sidecar(path, "-wal")
+            if _check_file(path) > 0 or (wal.is_file() and wal.stat().st_size > 0):
+                # everything about the file is checked before anything is written to it
+                cls._open_readonly(path, thorough=True).close()
+        conn = _connect(path, f"mode={'rwc' if create else 'rw'}")
         store = cls(conn, path)
         try:
             store._setup()
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise InitlabError(
-                f"{str(path)!r} is not a usable initlab store ({exc}); use another run directory"
-            ) from None
         except BaseException:
             conn.close()
             raise
@@ -255,36 +491,84 @@ class Store:
         """``open(run_dir, create=True)``."""
         return cls.open(run_dir, create=True)
 
+    @classmethod
+    def _open_readonly(cls, path: Path, *, thorough: bool = False) -> Store:
+        """A read-only store of ``path`` after checking its header, tables and schema
+        version; ``thorough`` (before writing) also runs ``PRAGMA quick_check`` and accepts
+        an empty database."""
+        size = _check_file(path)
+        if size == 0 and not thorough:
+            raise InitlabError(cls._empty_message(path))
+        had_wal = _sidecar(path, "-wal").exists()
+        # no -wal and a directory nobody can write to: no writer runs or can start, so the
+        # file is all there is and SQLite may read it as immutable (creating nothing)
+        immutable = not had_wal and not _dir_writable(path.parent)
+        conn = _connect(path, "mode=ro" + ("&immutable=1" if immutable else ""))
+        store = cls(conn, path, readonly=True, release_wal=not had_wal and not immutable)
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("PRAGMA busy_timeout = 30000")
+            if not store._check_schema(quick_check=thorough) and not thorough:
+                raise InitlabError(cls._empty_message(path))
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @staticmethod
+    def _empty_message(path: Path) -> str:
+        return (f"results store {_q(path)} is empty and holds no study (the run stopped before "
+                f"it began); run 'initlab run' with this directory again")
+
+    def _check_schema(self, *, quick_check: bool = False) -> bool:
+        """``False`` for an empty database; ``True`` for an initlab store of this schema
+        version; else a one-line :class:`InitlabError`."""
+        c = self._conn
+        tables = {name for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return False
+        p = _q(self.path)
+        if "schema_version" not in tables:
+            raise InitlabError(f"{p} is not an initlab store (it holds tables but no initlab "
+                               f"schema_version); {_FIX}")
+        row = c.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            raise InitlabError(f"{p} is not an initlab store (its schema_version table is empty); {_FIX}")
+        if row[0] != SCHEMA_VERSION:
+            raise InitlabError(
+                f"results store {p} has schema version {row[0]}, this initlab "
+                f"reads version {SCHEMA_VERSION}; use the initlab version that wrote it"
+            )
+        missing = [t for t in _TABLES if t not in tables]
+        if missing:
+            raise InitlabError(f"{p} is damaged (it lacks the table {missing[0]!r}); {_FIX}")
+        if quick_check:
+            found = [str(r[0]) for r in c.execute("PRAGMA quick_check").fetchall()]
+            if found != ["ok"]:
+                first = found[0].replace("\n", " ")[:200] if found else "no answer"
+                raise InitlabError(f"{p} is damaged (quick_check: {first}); {_FIX}")
+        return True
+
     def _setup(self) -> None:
         c = self._conn
         c.execute("PRAGMA busy_timeout = 30000")
         mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":  # pragma: no cover - e.g. some network filesystems
-            raise sqlite3.DatabaseError(f"cannot switch to WAL journal mode (got {mode})")
+            raise InitlabError(f"cannot switch {_q(self.path)} to WAL journal mode (got {mode}); "
+                               f"use a run directory on a local disk")
         c.execute("PRAGMA synchronous = NORMAL")
         c.execute("PRAGMA foreign_keys = ON")
-        has_version = c.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'"
-        ).fetchone()
-        if not has_version:
-            others = c.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-            if others:
-                raise sqlite3.DatabaseError("it holds tables but no initlab schema_version")
+        if not self._check_schema():  # an empty database (checked read-only before, if any)
             with self._tx():
                 for stmt in _SCHEMA:
                     c.execute(stmt)
                 c.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            return
-        row = c.execute("SELECT version FROM schema_version").fetchone()
-        version = row[0] if row else None
-        if version != SCHEMA_VERSION:
-            raise InitlabError(
-                f"results store {str(self.path)!r} has schema version {version}, this initlab "
-                f"reads version {SCHEMA_VERSION}; use the initlab version that wrote it"
-            )
 
     def close(self) -> None:
         self._conn.close()
+        if self._release_wal:
+            self._release_wal = False
+            _release_wal(self.path)
 
     def __enter__(self) -> Store:
         return self
@@ -299,12 +583,16 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` takes the write lock up front)."""
+        if self.readonly:
+            raise InitlabError(f"results store {_q(self.path)} was opened read-only; "
+                               f"open it with Store.open(run_dir) to write")
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
         try:
             yield c
         except BaseException:
-            c.execute("ROLLBACK")
+            if c.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
+                c.execute("ROLLBACK")
             raise
         c.execute("COMMIT")
 
