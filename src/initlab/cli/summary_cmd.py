@@ -4,7 +4,8 @@ Prints, per scheme (and per model/dataset when the study has several), the final
 validation accuracy and loss as mean +/- confidence interval over seeds, the epochs taken
 to reach the accuracy threshold, and the number of diverged runs; see
 :mod:`initlab.study.summary`. Works on finished and on interrupted studies (the latter
-are flagged PARTIAL).
+are flagged PARTIAL), and on a study that is still running. The store is opened
+read-only: it is never changed.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.level >= 1.0:
         raise InitlabError(f"--level must be below 1, got {args.level}")
-    with Store.open(args.run_dir) as store:
+    with Store.open(args.run_dir, readonly=True) as store:  # never changes the store
         summary = summarize(store, threshold=args.threshold, level=args.level)
     print(summary_json(summary) if args.json else render_table(summary))
     return 0

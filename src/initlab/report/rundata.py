@@ -18,8 +18,11 @@ written by :mod:`initlab.study.engine_sink`:
   ``probe_errors`` (same nesting, one line each) becomes :attr:`RunData.probe_errors`;
   an older single ``probe`` stays :attr:`RunData.probe`.
 
-Problems with the directory itself raise :class:`~initlab.errors.InitlabError` naming
-the directory and what to do.
+The store is opened read-only (``Store.open(run_dir, readonly=True)``): reading a run
+never changes it. Problems with the directory itself raise
+:class:`~initlab.errors.InitlabError` naming the directory and what to do, and a store
+that cannot be read (not a database, damaged, empty, of another schema version) one
+line naming the file (see :mod:`initlab.study.store`).
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ def check_run_dir(run_dir: str | os.PathLike[str]) -> Path:
     if not rd.is_dir():
         raise InitlabError(f"{str(rd)!r} is not a directory; pass the run directory "
                            f"'initlab run' wrote (the one holding {DB_NAME})")
-    if not (rd / DB_NAME).is_file():
+    db = rd / DB_NAME
+    if not db.exists() and not db.is_symlink():  # anything else there is Store.open's to judge
         if not any(rd.iterdir()):
             raise InitlabError(f"run directory {str(rd)!r} is empty: no study has run there; "
                                f"run 'initlab run' with it first")
@@ -171,7 +175,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     """Everything the store of ``run_dir`` holds, as :class:`RunData`.
 
     Raises :class:`InitlabError` for a missing or empty directory, one without a results
-    store, or a store in which no study was recorded. A study that was interrupted loads
+    store, a store that cannot be read, or one in which no study was recorded. The store
+    is only read, through a read-only connection. A study that was interrupted loads
     fine: its unfinished cells keep status ``running``/``pending``/``failed`` and
     :attr:`RunData.partial` is true.
     """
@@ -179,7 +184,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     from initlab.study.store import Store
 
     rd = check_run_dir(run_dir)
-    with Store.open(rd) as store:
+    with Store.open(rd, readonly=True) as store:  # never changes the store
         study = store.study_record()
         if study is None:
             raise InitlabError(f"the results store in {str(rd)!r} holds no study: the run stopped "
