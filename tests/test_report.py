@@ -544,3 +544,76 @@ def test_study_that_has_not_started_training_still_gets_a_report(tmp_path: Path)
     assert "No cell of this group has finished yet." in text
     assert "No initialization records were stored" in text
     assert not list((tmp_path / "figures").glob("*.png"))
+
+
+# -- where the report goes -------------------------------------------------------------------
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` (directories as None, files with their bytes)."""
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes())
+            for p in sorted(root.rglob("*"))}
+
+
+def test_report_out_that_cannot_be_written_is_one_line_before_any_work(
+        tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import initlab.cli as cli
+
+    monkeypatch.setattr(cli, "COMMANDS", ("report",))
+    target = tmp_path / "target"
+    target.mkdir()
+    (tmp_path / "afile").write_text("x")
+    run_before, tmp_before = _tree(tiny_run), _tree(tmp_path)
+    cases = [(target, f"is a directory; give a file name such as {str(target / 'report.html')!r}"),
+             (tmp_path / "afile" / "r.html", "is a file, not a directory"),
+             (tmp_path / "afile" / "deeper" / "r.html", "is a file, not a directory")]
+    for out, fragment in cases:
+        assert cli.main(["report", str(tiny_run), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("initlab: error: --out ") and fragment in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    assert _tree(tiny_run) == run_before and _tree(tmp_path) == tmp_before  # nothing written anywhere
+
+
+def test_report_that_fails_midway_leaves_nothing_half_written(
+        tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import initlab.report.build as build
+
+    out = tmp_path / "new" / "sub" / "report.html"
+
+    def disk_full(ctx):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(build, "_section_activations", disk_full)  # figures are half drawn by then
+    with pytest.raises(InitlabError, match=r"cannot write the report .*No space left on device") as info:
+        build_report(tiny_run, out=out)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "new").exists()  # the directories it made are gone again
+    # over an earlier report: that one stays as it was, figures and all
+    good = tmp_path / "old" / "report.html"
+    monkeypatch.undo()
+    build_report(tiny_run, out=good)
+    before = _tree(tmp_path / "old")
+    assert "figures/g1_curves.png" in before
+    monkeypatch.setattr(build, "_section_activations", disk_full)
+    with pytest.raises(InitlabError):
+        build_report(tiny_run, out=good)
+
+    def bug(ctx):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(build, "_section_activations", bug)
+    with pytest.raises(RuntimeError):  # not bad input: raised as it is, and still cleaned up
+        build_report(tiny_run, out=good)
+    assert _tree(tmp_path / "old") == before
+
+
+def test_report_of_a_run_directory_without_room_for_it(tiny_run: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import initlab.outputs as outputs
+
+    monkeypatch.setattr(outputs, "_writable", lambda d: False)  # as a read-only directory reads
+    with pytest.raises(InitlabError, match=r"the report .* cannot be written: .* is not writable"):
+        build_report(tiny_run)
+    with pytest.raises(InitlabError, match="does not exist"):  # the run directory is checked first
+        build_report(tmp_path / "missing")

@@ -4,6 +4,10 @@ Writes ``RUN_DIR/report.html`` (one self-contained file: figures inline, no netw
 needed to open it) and the figures as PNG files in ``RUN_DIR/figures/``; see
 :mod:`initlab.report.build`. ``initlab run`` calls the same code when a study ends. An
 interrupted study is reported from the cells that finished, marked PARTIAL.
+
+``--out`` is checked before anything is read: a directory, or a place that cannot be
+written, is one line and exit 2. The report is written atomically (nothing half-written
+is left on failure) and the run's store is opened read-only: it is never changed.
 """
 
 from __future__ import annotations
@@ -42,11 +46,12 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from initlab.errors import InitlabError
-    from initlab.report.build import build_report
+    from initlab.report.build import build_report, check_report_out
     from initlab.report.rundata import load_run
 
     if args.alpha >= 1.0:
         raise InitlabError(f"--alpha must be below 1, got {args.alpha}")
+    check_report_out(args.run_dir, args.out)  # a bad --out fails before any work
     data = load_run(args.run_dir)
     counts = data.status_counts()
     finished = counts.get("done", 0) + counts.get("diverged", 0)

@@ -31,7 +31,7 @@ from initlab.report.summary import SchemeSummary, summarize
 from initlab.report.types import CellData, RunData
 from initlab.study.summary import format_pm
 
-__all__ = ["build_report", "REPORT_NAME", "FIGURE_DIR", "SECTIONS"]
+__all__ = ["build_report", "check_report_out", "REPORT_NAME", "FIGURE_DIR", "SECTIONS"]
 
 REPORT_NAME = "report.html"
 FIGURE_DIR = "figures"
@@ -359,6 +359,51 @@ def _section_probe(ctx: _Ctx) -> str:
     return "".join(parts)
 
 
+def check_report_out(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
+                     check_run: bool = True) -> Path:
+    """Where the report of ``run_dir`` goes (``out``, default ``RUN_DIR/report.html``),
+    after checking, without creating anything, that it and its ``figures`` directory can
+    be written; else a one-line :class:`~initlab.errors.InitlabError`. With the default
+    ``out`` and ``check_run``, a missing or foreign run directory is reported as such
+    first."""
+    from initlab.errors import InitlabError
+    from initlab.outputs import check_output_file
+    from initlab.report.rundata import check_run_dir
+
+    if out is None and check_run:
+        check_run_dir(run_dir)
+    html_path = check_output_file(Path(out) if out is not None else Path(run_dir) / REPORT_NAME,
+                                  "--out" if out is not None else "the report", example=REPORT_NAME)
+    fig_dir = html_path.parent / FIGURE_DIR
+    if (fig_dir.exists() or fig_dir.is_symlink()) and not fig_dir.is_dir():
+        raise InitlabError(f"the report's figures go to {str(fig_dir)!r}, which is a file; move it "
+                           f"away or choose another --out")
+    return html_path
+
+
+def _make_dirs(directory: Path) -> list[Path]:
+    """``mkdir -p directory``; returns the directories it created, outermost first."""
+    missing = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        d.mkdir()
+    return list(reversed(missing))
+
+
+def _install_figures(staging: Path, fig_dir: Path) -> None:
+    """Move the figures rendered into ``staging`` into ``fig_dir`` (one rename each)."""
+    fig_dir.mkdir(exist_ok=True)
+    for src in sorted(staging.rglob("*")):
+        dst = fig_dir / src.relative_to(staging)
+        if src.is_dir():
+            dst.mkdir(exist_ok=True)
+        else:
+            os.replace(src, dst)
+
+
 def build_report(run_dir: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
                  data: RunData | None = None, target: float = 0.8, alpha: float = 0.05) -> Path:
     """Write the report of ``run_dir`` and return the path of the HTML file.
@@ -366,14 +411,25 @@ def build_report(run_dir: str | os.PathLike[str], *, out: str | os.PathLike[str]
     Args:
         run_dir: a run directory written by ``initlab run``.
         out: where to write the HTML (default ``RUN_DIR/report.html``); the PNG figures go
-            to a ``figures`` directory beside it.
+            to a ``figures`` directory beside it. Missing parent directories are created.
         data: the already loaded results (default: :func:`initlab.report.rundata.load_run`).
         target: the accuracy of the "epochs to" column.
         alpha: the significance level of the comparison with the best scheme.
 
+    The output is checked before anything is read or written (:func:`check_report_out`).
+    Figures are rendered into a hidden staging directory beside the report and the HTML
+    into a temporary file; only when all of it is written are the figures moved into
+    ``figures/`` and the HTML renamed over ``out``. A failure on the way removes the
+    staging directory, the temporary file and any directory this call created, and
+    leaves an earlier report as it was. The run's store is only read.
+
     Raises:
-        InitlabError: the directory is missing, empty, or holds no study.
+        InitlabError: the directory is missing, empty, or holds no study; its store cannot
+            be read; ``out`` is a directory or cannot be written.
     """
+    import shutil
+    import tempfile
+
     from initlab.errors import InitlabError
     from initlab.report.rundata import load_run
 
@@ -381,31 +437,61 @@ def build_report(run_dir: str | os.PathLike[str], *, out: str | os.PathLike[str]
         raise InitlabError(f"target accuracy must be a fraction in (0, 1], got {target}")
     if not 0.0 < alpha < 1.0:
         raise InitlabError(f"significance level must be in (0, 1), got {alpha}")
+    html_path = check_report_out(run_dir, out, check_run=data is None)
     t0 = time.perf_counter()
     run = data if data is not None else load_run(run_dir)
-    html_path = Path(out) if out is not None else Path(run_dir) / REPORT_NAME
     fig_dir = html_path.parent / FIGURE_DIR
+    created: list[Path] = []
+    staging: Path | None = None
+    tmp: Path | None = None
+    done = False
     try:
-        fig_dir.mkdir(parents=True, exist_ok=True)
+        created = _make_dirs(html_path.parent)
+        if not fig_dir.exists():
+            created.append(fig_dir)  # removed again unless the report is written
+        staging = Path(tempfile.mkdtemp(prefix=f".{FIGURE_DIR}-", suffix=".tmp", dir=html_path.parent))
+        ctx = _Ctx(run, staging)
+        sections: list[tuple[str, str]] = [
+            ("summary", _section_summary(ctx, target, alpha)),
+            ("curves", _section_curves(ctx)),
+            ("weights", _section_weights(ctx)),
+            ("activations", _section_activations(ctx)),
+            ("conformance", _section_conformance(ctx)),
+        ]
+        if run.probe is not None or run.probes or run.probe_errors:
+            sections.append(("probe", _section_probe(ctx)))
+        sections.append(("run", run_section(run, len(ctx.figures), fig_dir, time.perf_counter() - t0)))
+        body = "".join(
+            f'<section id="{sid}" data-section="{sid}"><h2>{H.esc(_TITLES[sid])}</h2>{content}</section>\n'
+            for sid, content in sections)
+        doc = H.page(f"initlab report: {run.name}", header(run), [(s, _TITLES[s]) for s, _ in sections], body)
+        fd, name = tempfile.mkstemp(prefix=f".{html_path.name}.", suffix=".tmp", dir=html_path.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(doc)
+        _install_figures(staging, fig_dir)
+        os.replace(tmp, html_path)
+        tmp = None
+        done = True
     except OSError as exc:
-        raise InitlabError(f"cannot write figures to {str(fig_dir)!r}: {exc.strerror}; "
-                           f"choose a writable --out") from None
-    ctx = _Ctx(run, fig_dir)
-    sections: list[tuple[str, str]] = [
-        ("summary", _section_summary(ctx, target, alpha)),
-        ("curves", _section_curves(ctx)),
-        ("weights", _section_weights(ctx)),
-        ("activations", _section_activations(ctx)),
-        ("conformance", _section_conformance(ctx)),
-    ]
-    if run.probe is not None or run.probes or run.probe_errors:
-        sections.append(("probe", _section_probe(ctx)))
-    sections.append(("run", run_section(run, len(ctx.figures), fig_dir, time.perf_counter() - t0)))
-    body = "".join(
-        f'<section id="{sid}" data-section="{sid}"><h2>{H.esc(_TITLES[sid])}</h2>{content}</section>\n'
-        for sid, content in sections)
-    doc = H.page(f"initlab report: {run.name}", header(run), [(s, _TITLES[s]) for s, _ in sections], body)
-    tmp = html_path.with_name(html_path.name + ".tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(html_path)
+        raise InitlabError(f"cannot write the report {str(html_path)!r} ({exc.strerror or exc}); "
+                           f"free disk space or choose a writable --out") from None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if not done:
+            for d in reversed(created):  # innermost first
+                if d == fig_dir:
+                    shutil.rmtree(d, ignore_errors=True)
+                else:
+                    _rmdir_quietly(d)
     return html_path
+
+
+def _rmdir_quietly(directory: Path) -> None:
+    try:
+        directory.rmdir()  # only when empty
+    except OSError:
+        pass
