@@ -282,3 +282,59 @@ def test_importing_the_report_package_loads_no_optional_or_plotting_package() ->
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_export_to_a_place_that_cannot_be_written_fails_before_any_work(
+        tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import initlab.cli as cli
+    import initlab.outputs as outputs
+
+    monkeypatch.setattr(cli, "COMMANDS", ("export",))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    ok = tmp_path / "ok"
+    cases = [
+        (["--tensorboard", str(afile)], "--tensorboard", "is a file, not a directory"),
+        (["--tensorboard", str(afile / "tb")], "--tensorboard", "is a file, not a directory"),
+        (["--format", "csv", "--out", str(afile)], "--out", "is a file, not a directory"),
+        (["--format", "csv", "--out", str(afile / "a" / "b")], "--out", "is a file, not a directory"),
+        # the tables would be fine, the TensorBoard place is not: neither is written
+        (["--format", "csv", "--out", str(ok), "--tensorboard", str(afile)], "--tensorboard", "is a file"),
+    ]
+    for extra, flag, fragment in cases:
+        assert cli.main(["export", str(tiny_run), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"initlab: error: {flag} ") and fragment in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and afile.read_text() == "x"
+    # a read-only directory (root may write anywhere, so the check is made to see one)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    monkeypatch.setattr(outputs, "_writable", lambda d: Path(d) != ro)
+    assert cli.main(["export", str(tiny_run), "--tensorboard", str(ro)]) == 2
+    assert "--tensorboard" in (err := capsys.readouterr().err) and "is not writable" in err
+    assert cli.main(["export", str(tiny_run), "--format", "csv", "--out", str(ro / "t")]) == 2
+    assert "cannot be written" in (err := capsys.readouterr().err) and "is not writable" in err
+    assert not any(ro.iterdir())
+    # the library functions check the same way before reading the run
+    with pytest.raises(InitlabError, match="the tables directory .* is a file"):
+        export_tables(tmp_path / "missing-run", afile, "csv")
+    pytest.importorskip("tensorboard")
+    with pytest.raises(InitlabError, match="the TensorBoard directory .* is a file"):
+        export_tensorboard(tmp_path / "missing-run", afile)
+
+
+def test_check_output_dir_and_file_create_nothing(tmp_path: Path) -> None:
+    from initlab.outputs import check_output_dir, check_output_file
+
+    (tmp_path / "f").write_text("x")
+    assert check_output_dir(tmp_path / "a" / "b", "--out") == tmp_path / "a" / "b"
+    assert check_output_file(tmp_path / "c" / "r.html", "--out") == tmp_path / "c" / "r.html"
+    assert check_output_file(tmp_path / "f", "--out") == tmp_path / "f"  # replaced when written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+    with pytest.raises(InitlabError, match=r"^--out '.*' is a directory; give a file name inside it$"):
+        check_output_file(tmp_path, "--out")
+    with pytest.raises(InitlabError, match="is a file, not a directory"):
+        check_output_file(tmp_path / "f" / "r.html", "--out")
+    with pytest.raises(InitlabError, match=r"^--tb '.*f' is a file, not a directory"):
+        check_output_dir(tmp_path / "f", "--tb")

@@ -13,6 +13,10 @@ TensorBoard, W&B and Parquet are optional extras (``pip install 'initlab[tensorb
 ``[wandb]``, ``[parquet]``); a missing one is reported in one line with its install
 command. See :mod:`initlab.report.tensorboard_export`, :mod:`initlab.report.wandb_export`
 and :mod:`initlab.report.tables`.
+
+Every requested extra and output directory is checked before any work: a ``--tensorboard``
+or ``--out`` that is a file, lies under a file or is read-only is one line and exit 2.
+The run's store is opened read-only: exporting never changes it.
 """
 
 from __future__ import annotations
@@ -62,13 +66,20 @@ def run(args: argparse.Namespace) -> int:
         require("pandas", "parquet")
         require("pyarrow", "parquet")
 
-    from initlab.report.rundata import load_run
+    from initlab.outputs import check_output_dir
+    from initlab.report.rundata import check_run_dir, load_run
 
-    data = load_run(args.run_dir)
+    # every output place is checked before any work (nothing is created here)
+    check_run_dir(args.run_dir)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "tables"
+    if args.format:
+        check_output_dir(out, "--out" if args.out else "the tables directory")
+    if args.tensorboard:
+        check_output_dir(args.tensorboard, "--tensorboard")
+    data = load_run(args.run_dir)  # read-only: the store is never changed
     if args.format:
         from initlab.report.tables import export_tables
 
-        out = Path(args.out) if args.out else Path(args.run_dir) / "tables"
         written = export_tables(args.run_dir, out, args.format, data=data)
         print(f"tables ({args.format}): {len(written)} files in {out}")
     if args.tensorboard:

@@ -164,6 +164,8 @@ def export_tables(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
 
     ``format`` is ``csv`` (no extra needed) or ``parquet`` (``pip install
     'initlab[parquet]'``). ``tables`` selects a subset of :data:`TABLES` (default all).
+    ``out_dir`` is checked (:func:`initlab.outputs.check_output_dir`) before the run is
+    read; each table is written to a temporary file and renamed into place.
     """
     fmt = str(format).lower()
     if fmt not in FORMATS:
@@ -177,7 +179,10 @@ def export_tables(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
 
         require("pandas", "parquet")
         require("pyarrow", "parquet")
+    from initlab.outputs import check_output_dir
     from initlab.report.extras import export_inputs
+
+    check_output_dir(out_dir, "the tables directory")  # a file or read-only place: before any work
 
     data, out = export_inputs(run_dir, out_dir, data)
     written: dict[str, Path] = {}

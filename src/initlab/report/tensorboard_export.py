@@ -98,14 +98,18 @@ def _events(cell: CellData, pb: Any) -> list[tuple[int, Any]]:
 def export_tensorboard(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                        data: RunData | None = None) -> list[Path]:
     """Write TensorBoard event files for every cell with recorded data; returns the run
-    directories written (one per cell). Needs ``pip install 'initlab[tensorboard]'``."""
+    directories written (one per cell). Needs ``pip install 'initlab[tensorboard]'``.
+    ``out_dir`` is checked (:func:`initlab.outputs.check_output_dir`) before the run is
+    read."""
     from initlab.report.extras import require
 
     pb = require("tensorboard.compat.proto.summary_pb2", "tensorboard")
     event_pb2 = require("tensorboard.compat.proto.event_pb2", "tensorboard")
     writer_mod = require("tensorboard.summary.writer.event_file_writer", "tensorboard")
+    from initlab.outputs import check_output_dir
     from initlab.report.extras import export_inputs
 
+    check_output_dir(out_dir, "the TensorBoard directory")  # before reading anything
     data, out = export_inputs(run_dir, out_dir, data)
     multi = len(data.groups()) > 1
     written: list[Path] = []

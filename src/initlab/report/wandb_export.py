@@ -101,13 +101,21 @@ def export_wandb(run_dir: str | os.PathLike[str], project: str | None = None, *,
 
     if mode is not None and mode not in ("online", "offline", "disabled"):
         raise InitlabError(f"unknown W&B mode {mode!r}; use online, offline or disabled")
+    from initlab.outputs import check_output_dir
+
     wandb = require("wandb", "wandb")
+    if dir is not None:
+        check_output_dir(dir, "the W&B directory")  # before reading anything
     if data is None:
         from initlab.report.rundata import load_run
 
         data = load_run(run_dir)
-    local = Path(dir) if dir is not None else Path(data.run_dir)
-    local.mkdir(parents=True, exist_ok=True)
+    local = check_output_dir(Path(dir) if dir is not None else Path(data.run_dir), "the W&B directory")
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InitlabError(f"cannot create the W&B directory {str(local)!r}: {exc.strerror}; "
+                           f"choose a writable directory") from None
     multi = len(data.groups()) > 1
     out: list[str] = []
 
