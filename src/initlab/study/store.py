@@ -53,8 +53,13 @@ uses them; the empty WAL means that close copies nothing into the store. This is
 only when no ``-wal`` existed before the read and the one found after it is empty; a
 stale ``-shm`` without its ``-wal`` holds no data and goes with it. Where that is not
 possible (the file or directory is read-only) the empty files stay, harmless. In a
-directory that is not writable and holds no ``-wal``, no writer can be running or start,
-so the store is opened ``immutable=1`` and SQLite creates nothing at all.
+directory this process cannot write to (read-only media, another user's run) SQLite could
+not create those files and a plain ``mode=ro`` open fails; when no ``-wal`` is there, no
+writer is running, so the file holds every committed transaction and the store is opened
+``immutable=1``: SQLite creates nothing and takes no locks. (``immutable`` is wrong while
+a writer runs; the one case left is a writer of the directory's owner starting during
+such a read, which can make that read fail or be inconsistent but cannot harm the store,
+which this process cannot write.)
 
 Damaged stores
 --------------
@@ -500,8 +505,8 @@ class Store:
         if size == 0 and not thorough:
             raise InitlabError(cls._empty_message(path))
         had_wal = _sidecar(path, "-wal").exists()
-        # no -wal and a directory nobody can write to: no writer runs or can start, so the
-        # file is all there is and SQLite may read it as immutable (creating nothing)
+        # no -wal: no writer runs, the file is all there is; in a directory this process
+        # cannot write, mode=ro could not create -wal/-shm, so SQLite reads it as immutable
         immutable = not had_wal and not _dir_writable(path.parent)
         conn = _connect(path, "mode=ro" + ("&immutable=1" if immutable else ""))
         store = cls(conn, path, readonly=True, release_wal=not had_wal and not immutable)
