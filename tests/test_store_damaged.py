@@ -88,6 +88,7 @@ KINDS = {
     "other-application": "is not an initlab store (it holds tables but no initlab schema_version)",
     "schema-version-99": "has schema version 99, this initlab reads version 1",
     "directory": "is a directory, not an initlab store",
+    "bad-json": "is damaged (a stored value is not valid JSON",
 }
 
 
@@ -106,6 +107,12 @@ def _damage(kind: str, rd: Path, good: bytes) -> None:
         _foreign(db)
     elif kind == "schema-version-99":
         _wrong_version(db, good)
+    elif kind == "bad-json":  # sound SQLite, a damaged value inside (SQLite keeps no checksums)
+        db.write_bytes(good)
+        conn = sqlite3.connect(db)
+        conn.execute("""UPDATE cells SET spec = '{"scheme": "he_n' WHERE idx = 1""")
+        conn.commit()
+        conn.close()
     elif kind == "directory":
         db.mkdir()
         (db / "kept.txt").write_text("whatever this is, it stays")
@@ -132,6 +139,8 @@ def test_a_damaged_store_is_one_line_and_left_as_it_was(tmp_path: Path, store_by
                                                         kind: str, command: str) -> None:
     if kind == "zero-bytes" and command == "run":
         pytest.skip("'initlab run' initializes a zero-byte store (test_store: zero-byte store)")
+    if kind == "bad-json" and command == "run":
+        pytest.skip("'initlab run' finds another study there before it reads the damaged value")
     rd = tmp_path / "run"
     _damage(kind, rd, store_bytes)
     before = _tree(rd)

@@ -72,7 +72,8 @@ front (its header, the tables, the schema version; before writing, also
 ``PRAGMA quick_check``) through a read-only connection, so a damaged or foreign file is
 refused without a byte of it changed, never "repaired" by recreating it. Damage that
 only shows on a later query (SQLite reads pages lazily) is turned into the same line by
-the store's connection itself, the one place all queries go through. A zero-byte file
+the store's connection itself, the one place all queries go through; so is a stored JSON
+value that no longer parses (SQLite keeps no checksums of the values themselves). A zero-byte file
 is what SQLite leaves when a run stops before its first commit; opening it for writing
 initializes it.
 """
@@ -581,6 +582,15 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _json(self, text: str | None) -> Any:
+        """A stored JSON value; text that does not parse (SQLite keeps no checksums, so a
+        damaged value can read back as valid SQL) is the store's one-line error."""
+        try:
+            return _loads(text)
+        except (ValueError, TypeError) as exc:
+            raise InitlabError(f"{_q(self.path)} is damaged (a stored value is not valid JSON: "
+                               f"{exc}); {_FIX}") from None
+
     @property
     def run_dir(self) -> Path:
         return self.path.parent
@@ -656,14 +666,14 @@ class Store:
             "SELECT name, fingerprint, config, created, versions FROM study").fetchone()
         if row is None:
             return None
-        return StudyRecord(row[0], row[1], _loads(row[2]), row[3], _loads(row[4]))
+        return StudyRecord(row[0], row[1], self._json(row[2]), row[3], self._json(row[4]))
 
     def load_study(self) -> Study:
         """Rebuild the stored :class:`Study` (cells in their original order)."""
         rec = self.study_record()
         if rec is None:
             raise InitlabError(f"results store {str(self.path)!r} holds no study yet; run one first")
-        cells = [Cell.from_dict(_loads(spec)) for (spec,) in
+        cells = [Cell.from_dict(self._json(spec)) for (spec,) in
                  self._conn.execute("SELECT spec FROM cells ORDER BY idx")]
         return Study(rec.name, tuple(cells), rec.config)
 
@@ -684,7 +694,7 @@ class Store:
         rows = self._conn.execute(sql + " ORDER BY idx", args).fetchall()
         return [
             CellRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                       r[12], r[13], r[14], _loads(r[15]), Cell.from_dict(_loads(r[16])))
+                       r[12], r[13], r[14], self._json(r[15]), Cell.from_dict(self._json(r[16])))
             for r in rows
         ]
 
@@ -872,10 +882,10 @@ class Store:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return default if row is None else _loads(row[0])
+        return default if row is None else self._json(row[0])
 
     def meta(self) -> dict[str, Any]:
-        return {k: _loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta ORDER BY key")}
+        return {k: self._json(v) for k, v in self._conn.execute("SELECT key, value FROM meta ORDER BY key")}
 
     # -- reading results -------------------------------------------------------------------
 
@@ -891,7 +901,7 @@ class Store:
         for r in self._conn.execute(sql + " ORDER BY c.idx, e.epoch", args):
             d = {"cell": r[0], "epoch": r[1]}
             d.update({k: _nan(v) for k, v in zip(EPOCH_COLUMNS, r[2:7])})
-            d.update(_loads(r[7]) or {})
+            d.update(self._json(r[7]) or {})
             out.append(d)
         return out
 
@@ -901,7 +911,7 @@ class Store:
             "SELECT step, epoch, loss, acc, extra FROM steps WHERE cell=? ORDER BY step", (key,)
         ):
             d = {"step": step, "epoch": epoch, "loss": _nan(loss), "acc": _nan(acc)}
-            d.update(_loads(extra) or {})
+            d.update(self._json(extra) or {})
             out.append(d)
         return out
 
@@ -911,7 +921,7 @@ class Store:
             sql += " AND epoch=?"
             args.append(epoch)
         return [
-            {"epoch": e, "layer": layer, "name": name, **_loads(stats)}
+            {"epoch": e, "layer": layer, "name": name, **self._json(stats)}
             for e, layer, name, stats in self._conn.execute(sql + " ORDER BY epoch, layer", args)
         ]
 
@@ -923,7 +933,7 @@ class Store:
             args.append(epoch)
         return [
             {"epoch": e, "layer": layer, "kind": kind, "name": name,
-             "edges": _loads(edges), "counts": _loads(counts)}
+             "edges": self._json(edges), "counts": self._json(counts)}
             for e, layer, kind, name, edges, counts in
             self._conn.execute(sql + " ORDER BY epoch, layer, kind", args)
         ]
@@ -935,7 +945,7 @@ class Store:
         if key is not None:
             sql, args = sql + " WHERE ev.cell = ?", (key,)
         return [
-            {"cell": r[0], "seq": r[1], "kind": r[2], "epoch": r[3], "step": r[4], "detail": _loads(r[5])}
+            {"cell": r[0], "seq": r[1], "kind": r[2], "epoch": r[3], "step": r[4], "detail": self._json(r[5])}
             for r in self._conn.execute(sql + " ORDER BY c.idx, ev.seq", args)
         ]
 
