@@ -231,22 +231,18 @@ def store_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> InitlabErro
     return None
 
 
-@contextmanager
-def _translated(path: Path) -> Iterator[None]:
-    """SQLite errors about the store file become its one-line :class:`InitlabError`;
-    constraint violations and programming errors pass through."""
+def _translate(path: Path, exc: sqlite3.DatabaseError) -> None:
+    """Raise the one-line :class:`InitlabError` of ``exc`` when it is about the store file;
+    return (the caller re-raises ``exc``) for constraint violations and programming errors."""
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError)):
+        return
+    err = store_error(path, exc)
+    if err is None:
+        return
     try:
-        yield
-    except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
-        raise
-    except sqlite3.DatabaseError as exc:
-        err = store_error(path, exc)
-        if err is None:
-            raise
-        try:
-            raise err from None
-        finally:
-            del err  # no reference cycle through this frame
+        raise err from None
+    finally:
+        del err  # no reference cycle through this frame
 
 
 class _Cursor(sqlite3.Cursor):
@@ -254,28 +250,46 @@ class _Cursor(sqlite3.Cursor):
     lines (SQLite reads pages lazily: damage can surface on any fetch)."""
 
     def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
-        with _translated(self.connection.store_path):
+        try:
             return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as exc:
+            _translate(self.connection.store_path, exc)
+            raise
 
     def executemany(self, sql: str, seq: Any, /) -> _Cursor:
-        with _translated(self.connection.store_path):
+        try:
             return super().executemany(sql, seq)
+        except sqlite3.DatabaseError as exc:
+            _translate(self.connection.store_path, exc)
+            raise
 
     def fetchone(self) -> Any:
-        with _translated(self.connection.store_path):
+        try:
             return super().fetchone()
+        except sqlite3.DatabaseError as exc:
+            _translate(self.connection.store_path, exc)
+            raise
 
     def fetchmany(self, size: int | None = None) -> list[Any]:
-        with _translated(self.connection.store_path):
+        try:
             return super().fetchmany(self.arraysize if size is None else size)
+        except sqlite3.DatabaseError as exc:
+            _translate(self.connection.store_path, exc)
+            raise
 
     def fetchall(self) -> list[Any]:
-        with _translated(self.connection.store_path):
+        try:
             return super().fetchall()
+        except sqlite3.DatabaseError as exc:
+            _translate(self.connection.store_path, exc)
+            raise
 
     def __next__(self) -> Any:
-        with _translated(self.connection.store_path):
+        try:
             return super().__next__()
+        except sqlite3.DatabaseError as exc:
+            _translate(self.connection.store_path, exc)
+            raise
 
 
 class _Connection(sqlite3.Connection):
@@ -308,10 +322,13 @@ class _Connection(sqlite3.Connection):
 
 
 def _connect(path: Path, params: str) -> _Connection:
-    with _translated(path):
+    try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?{params}", uri=True,
                                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
                                timeout=30.0, factory=_Connection)
+    except sqlite3.DatabaseError as exc:
+        _translate(path, exc)
+        raise
     conn.store_path = path
     return conn
 
