@@ -260,3 +260,145 @@ def test_fan_based_schemes_reject_0d_and_1d(spec: str, shape) -> None:
 def test_non_fan_schemes_accept_vectors() -> None:
     assert get_scheme("normal(std=2)").init_(torch.empty(10)).shape == (10,)
     assert torch.all(get_scheme("zeros").init_(torch.empty(())) == 0)
+
+
+# ---- the spec grammar ------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec,expected", [
+    ("normal(std=1/sqrt(784))", {"std": 1 / 28}),
+    ("uniform(-sqrt(6/1040), sqrt(6/1040))", {"a": -math.sqrt(6 / 1040), "b": math.sqrt(6 / 1040)}),
+    ("constant(-(1 + 2) * 3)", {"value": -9.0}),
+    ("constant(2**-3)", {"value": 0.125}),
+    ("constant(pi / e)", {"value": math.pi / math.e}),
+    ("constant(1_000)", {"value": 1000.0}),
+    ("he_normal(mode=\"fan_out\")", {"a": 0.0, "mode": "fan_out", "nonlinearity": "leaky_relu"}),
+    ("dirac(groups=2**3)", {"groups": 8}),
+])
+def test_spec_grammar_values(spec: str, expected: dict) -> None:
+    params = get_scheme(spec).params
+    assert {k: params[k] for k in expected} == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("spec,fragment", [
+    ("constant(value=9**9**9)", "exponent"),
+    ("constant(value=2**2000)", "exponent"),
+    ("constant(value=10**400)", "overflows"),
+    ("constant(value=1e308*10)", "overflows"),
+    ("constant(value=1e999)", "too large for a float"),
+    ("constant(value=1" + "0" * 400 + ")", "too large for a float"),
+    ("constant(value=inf)", "value must be a finite number"),
+    ("constant(value=-inf)", "value must be a finite number"),
+    ("constant(value=nan)", "value must be a finite number"),
+    ("constant(value=1e39)", "float32"),
+    ("constant(value=inf-inf)", "finite numbers only"),
+    ("constant(value=1/0)", "division by zero"),
+    ("constant(value=sqrt(-1))", "negative number"),
+    ("constant(value=(-8)**(1/3))", "fractional power"),
+    ("constant(value=0**-1)", "zero to a negative power"),
+    ("constant(value=fan_in*2)", "the word 'fan_in'"),
+    ("constant(value='a'+'b')", "the word 'a'"),
+    ("constant(value=true+1)", "True"),
+    ("constant(value=-fan_in)", "the word 'fan_in'"),
+    ("uniform(a=1, a=2)", "uniform: a given twice"),
+    ("uniform(a=1, 2)", "positional argument follows keyword"),
+    ("uniform(*x)", "unpacks"),
+    ("uniform(**x)", "**"),
+    ("normal(std=x.real)", "cannot read"),
+    ("normal(std=x[0])", "cannot read"),
+    ("normal(std=(lambda: 1)())", "unknown function"),
+    ("normal(std=exp(1))", "unknown function 'exp'"),
+    ("normal(std=__import__('os'))", "unknown function"),
+    ("normal(std=sqrt(1, 2))", "sqrt"),
+    ("normal(std=sqrt(x=2))", "sqrt"),
+    ("normal(std=1j)", "complex"),
+    ("normal(std=b'1')", "bytes"),
+    ("normal(std=...)", "cannot read"),
+    ("normal(std=f'{1}')", "cannot read"),
+    ("normal(std=1 if 1 else 2)", "cannot read"),
+    ("normal(std=(x := 1))", "cannot read"),
+    ("normal(std=1 < 2)", "cannot read"),
+    ("normal(std=7 % 2)", "'%'"),
+    ("normal(std=7 // 2)", "'//'"),
+    ("normal(std=" + "(" * 40 + "1" + ")" * 40 + ")", "levels"),
+    ("normal(std=" + "-" * 200 + "1)", "levels"),
+    ("normal(std=" + "1+" * 300 + "1)", "levels"),
+    ("normal(" + "1" * 2000 + ")", "characters long"),
+    ("constant(\x00)", "null character"),
+    ("uniform(1)(2)", "malformed"),
+    ("uniform(1) + f(2)", "malformed"),
+    ("uniform(a=1,, b=2)", "malformed"),
+    ("(a=1)", "no name"),
+])
+def test_spec_grammar_faults_are_one_line(spec: str, fragment: str) -> None:
+    with pytest.raises(InitlabError) as err:
+        get_scheme(spec)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+# ---- parameter domains -----------------------------------------------------------------
+
+@pytest.mark.parametrize("spec,fragment", [
+    ("lsuv(tol=-1)", "tol must be > 0"),
+    ("lsuv(tol=0)", "tol must be > 0"),
+    ("lsuv_fastai(max_iter=0)", "max_iter must be >= 1"),
+    ("lsuv(max_iter=2.5)", "max_iter must be a whole number"),
+    ("glorot_uniform(gain=-1)", "gain must be >= 0"),
+    ("orthogonal(gain=-0.5)", "gain must be >= 0"),
+    ("variance_scaling(scale=-1)", "scale must be >= 0"),
+    ("variance_scaling(mode=fan)", "unknown mode 'fan'"),
+    ("he_normal(mode=FAN_IN)", "unknown mode"),
+    ("trunc_normal(std=0)", "std must be > 0"),
+    ("truncated_normal(std=-1)", "std must be > 0"),
+    ("trunc_normal(a=1, b=1)", "a < b"),
+    ("truncated_normal(lower=1, upper=-1)", "lower < upper"),
+    ("trunc_normal(a=50, b=60)", "5 std"),
+    ("truncated_normal(mean=1e10, std=1e-10)", "bounds"),
+    ("dirac(groups=0)", "groups must be >= 1"),
+    ("sparse(std=-1)", "std must be >= 0"),
+    ("sparse(sparsity=2)", "sparsity must be in [0, 1)"),
+    ("normal(std=-0.1)", "std must be >= 0"),
+    ("uniform(a=1, b=0)", "a <= b"),
+    ("normal(mean=-1e39)", "mean must be at most"),
+])
+def test_parameters_outside_their_domain(spec: str, fragment: str) -> None:
+    with pytest.raises(InitlabError) as err:
+        get_scheme(spec)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("spec", ["uniform(a=1, b=1)", "normal(std=0)", "sparse(sparsity=0)",
+                                  "variance_scaling(scale=0)", "glorot_normal(gain=0)",
+                                  "orthogonal(gain=0)", "lsuv(tol=1e-9, max_iter=1)",
+                                  "constant(-3.4e38)", "trunc_normal(a=4.9, b=100)"])
+def test_domain_boundaries_are_accepted(spec: str) -> None:
+    get_scheme(spec)
+
+
+def test_every_name_and_dialect_satisfies_its_own_domains() -> None:
+    for name in scheme_names(aliases=True):
+        get_scheme(name)
+
+
+@pytest.mark.parametrize("params,fragment", [
+    ({"a": float("inf")}, "a must be a finite number"),
+    ({"a": float("nan")}, "a must be a finite number"),
+    ({"b": 10**400}, "b must be at most"),
+    ({"b": 10**5000}, "b must be at most"),
+    ({"a": "x"}, "a must be a number"),
+    ({"a": True}, "a must be a number"),
+    ({"b": torch.ones(3, 3)}, "b must be a number"),
+])
+def test_python_values_go_through_the_same_checks(params: dict, fragment: str) -> None:
+    with pytest.raises(InitlabError) as err:
+        get_scheme("uniform", **params)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_config_dicts() -> None:
+    assert get_scheme({"name": "uniform", "params": {"a": -1}}, b=2).params == {"a": -1.0, "b": 2.0}
+    for bad in [{"name": "uniform", "params": 3}, {"name": "uniform", "params": {1: 2}}, {"name": 3}]:
+        with pytest.raises(InitlabError):
+            get_scheme(bad)

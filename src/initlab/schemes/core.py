@@ -7,7 +7,10 @@ the same arguments torch's own initializers use, so a scheme that torch also has
 the *same values* from the same generator.
 
 A :class:`Scheme` is a sampler with a name, its parameters, a formula, a source and a
-bias rule. Schemes are built by name from the registry (:mod:`initlab.schemes.registry`).
+bias rule. Schemes are built by name from the registry (:mod:`initlab.schemes.registry`),
+which checks every parameter against the domain its entry declares (finite, ``std >= 0``,
+``a <= b``, a known ``mode``, ...) before it builds the sampler: samplers trust their
+fields, except where a value is derived (a truncated normal's absolute bounds).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch
 
 from initlab.errors import InitlabError
 from initlab.schemes import laws
-from initlab.schemes.fans import MODES, Layout, fan_for_mode, fans as tensor_fans
+from initlab.schemes.fans import Layout, fan_for_mode, fans as tensor_fans
 from initlab.schemes.laws import Law
 
 #: Keras/JAX divide the target std by this constant, the std of a standard normal
@@ -35,18 +38,9 @@ DISTRIBUTIONS = ("uniform", "normal", "truncated_normal")
 BIAS_RULES = ("zeros", "keep", "fan_in_uniform")
 
 
-def _check_finite(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value):
-        raise InitlabError(f"{name} must be a finite number, got {value}")
-    return value
-
-
-def _require_std(name: str, value: float) -> float:
-    value = _check_finite(name, value)
-    if value < 0:
-        raise InitlabError(f"{name} must be >= 0, got {value}; pass a non-negative standard deviation")
-    return value
+#: A truncated normal's interval must reach within this many std of the mean; farther
+#: out the normal has too little mass for the law (or torch's sampler) to be accurate.
+TRUNC_MAX_STDS = 5.0
 
 
 class Sampler(ABC):
@@ -92,11 +86,6 @@ class UniformSampler(Sampler):
     low: float
     high: float
 
-    def __post_init__(self) -> None:
-        _check_finite("a", self.low), _check_finite("b", self.high)
-        if self.low > self.high:
-            raise InitlabError(f"uniform needs a <= b, got a={self.low} > b={self.high}; swap them")
-
     def law(self, shape, fan_in, fan_out) -> Law:
         return laws.uniform(self.low, self.high)
 
@@ -108,9 +97,6 @@ class UniformSampler(Sampler):
 class NormalSampler(Sampler):
     mean: float
     std: float
-
-    def __post_init__(self) -> None:
-        _check_finite("mean", self.mean), _require_std("std", self.std)
 
     def law(self, shape, fan_in, fan_out) -> Law:
         return laws.normal(self.mean, self.std)
@@ -129,11 +115,20 @@ class TruncNormalSampler(Sampler):
     high: float
 
     def __post_init__(self) -> None:
-        _check_finite("mean", self.mean)
-        if _require_std("std", self.std) == 0:
-            raise InitlabError("truncated normal needs std > 0")
+        # the registry checks the parameters (std > 0, ordered bounds); these check the
+        # absolute bounds, which truncated_normal derives (mean + lower * std may round to
+        # mean + upper * std) and which must hold some of the normal's mass
         if not self.low < self.high:
-            raise InitlabError(f"truncated normal needs a < b, got a={self.low}, b={self.high}")
+            raise InitlabError(f"truncated normal: the bounds [{self.low:g}, {self.high:g}] are empty "
+                               "(the std is too small next to the mean to tell them apart); "
+                               "use a larger std or a smaller mean")
+        alpha, beta = (self.low - self.mean) / self.std, (self.high - self.mean) / self.std
+        if not (alpha < TRUNC_MAX_STDS and beta > -TRUNC_MAX_STDS):
+            raise InitlabError(
+                f"truncated normal: the bounds [{self.low:g}, {self.high:g}] lie more than "
+                f"{TRUNC_MAX_STDS:g} std from the mean {self.mean:g} (std {self.std:g}), where the "
+                f"normal has almost no mass; put them within {TRUNC_MAX_STDS:g} std of the mean"
+            )
 
     def law(self, shape, fan_in, fan_out) -> Law:
         return laws.truncated_normal(self.mean, self.std, self.low, self.high)
@@ -157,16 +152,6 @@ class VarianceScalingSampler(Sampler):
     mode: str
     distribution: str
     fan_based = True
-
-    def __post_init__(self) -> None:
-        if _require_std("scale", self.scale) < 0:  # pragma: no cover
-            raise InitlabError("scale must be >= 0")
-        if self.mode not in MODES:
-            raise InitlabError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
-        if self.distribution not in DISTRIBUTIONS:
-            raise InitlabError(
-                f"unknown distribution {self.distribution!r}; use one of {', '.join(DISTRIBUTIONS)}"
-            )
 
     def target_std(self, fan_in: int, fan_out: int) -> float:
         fan = fan_for_mode(fan_in, fan_out, self.mode)
@@ -210,9 +195,6 @@ class OrthogonalSampler(Sampler):
     gain: float = 1.0
     min_dim = 2
 
-    def __post_init__(self) -> None:
-        _check_finite("gain", self.gain)
-
     def law(self, shape, fan_in, fan_out) -> Law:
         rows = shape[0]
         cols = math.prod(shape[1:])
@@ -245,10 +227,6 @@ class DiracSampler(Sampler):
     min_dim = 3
     max_dim = 5
 
-    def __post_init__(self) -> None:
-        if int(self.groups) < 1:
-            raise InitlabError(f"dirac needs groups >= 1, got {self.groups}")
-
     def law(self, shape, fan_in, fan_out) -> Law:
         if shape[0] % self.groups:
             raise InitlabError(f"dirac: {shape[0]} output channels are not divisible by groups={self.groups}")
@@ -270,11 +248,6 @@ class SparseSampler(Sampler):
     std: float = 0.01
     min_dim = 2
     max_dim = 2
-
-    def __post_init__(self) -> None:
-        if not (0.0 <= float(self.sparsity) < 1.0):
-            raise InitlabError(f"sparsity must be in [0, 1), got {self.sparsity}")
-        _require_std("std", self.std)
 
     def zeros_per_column(self, rows: int) -> int:
         return math.ceil(self.sparsity * rows)

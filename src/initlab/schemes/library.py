@@ -3,19 +3,23 @@
 
 ``Var`` below is the variance of one weight entry; ``fan`` is fan_in, fan_out or
 fan_avg = (fan_in + fan_out)/2; ``g`` is a gain from :func:`initlab.schemes.gains.gain`.
+
+Each entry declares its parameters' valid values next to their defaults (``domains`` and
+``order``, checked by :func:`initlab.schemes.registry.get_scheme` before the sampler is
+built); a nonlinearity name is checked by :func:`~initlab.schemes.gains.gain` itself.
 """
 
 from __future__ import annotations
 
-from initlab.errors import InitlabError
 from initlab.schemes.core import (
-    ConstantSampler, DataDependentSampler, DiracSampler, EyeSampler, NormalSampler,
+    DISTRIBUTIONS, ConstantSampler, DataDependentSampler, DiracSampler, EyeSampler, NormalSampler,
     OrthogonalSampler, SparseSampler, TruncNormalSampler, UniformSampler,
     VarianceScalingSampler as VS,
 )
+from initlab.schemes.fans import MODES
 from initlab.schemes.gains import gain
 from initlab.schemes.lsuv import LSUVScheme
-from initlab.schemes.registry import Entry, register
+from initlab.schemes.registry import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Entry, Range, register
 
 TORCH = "PyTorch torch.nn.init"
 KERAS = "Keras keras.initializers"
@@ -69,17 +73,18 @@ def _register_all() -> None:
                    f"{TORCH}.constant_", aliases=("torch:constant", "keras:constant", "jax:constant")))
     register(Entry("uniform", lambda a, b: UniformSampler(a, b), {"a": 0.0, "b": 1.0}, "w ~ U[a, b]",
                    f"{TORCH}.uniform_ (defaults [0, 1]); Keras RandomUniform (defaults [-0.05, 0.05])",
-                   aliases=("torch:uniform",),
+                   aliases=("torch:uniform",), order=(("a", "<=", "b"),),
                    dialects={"keras:random_uniform": {"a": -0.05, "b": 0.05}}))
     register(Entry("normal", lambda mean, std: NormalSampler(mean, std), {"mean": 0.0, "std": 1.0},
                    "w ~ N(mean, std^2)",
                    f"{TORCH}.normal_ (std 1); Keras RandomNormal (std 0.05); jax normal (std 0.01)",
-                   aliases=("torch:normal", "gaussian"),
+                   aliases=("torch:normal", "gaussian"), domains={"std": NON_NEGATIVE},
                    dialects={"keras:random_normal": {"std": 0.05}, "jax:normal": {"std": 0.01}}))
     register(Entry("trunc_normal", lambda mean, std, a, b: TruncNormalSampler(mean, std, a, b),
                    {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},
                    "w ~ N(mean, std^2) restricted to [a, b] (absolute bounds; std NOT corrected)",
-                   f"{TORCH}.trunc_normal_", aliases=("torch:trunc_normal", "truncated_normal_abs")))
+                   f"{TORCH}.trunc_normal_", aliases=("torch:trunc_normal", "truncated_normal_abs"),
+                   domains={"std": POSITIVE}, order=(("a", "<", "b"),)))
     register(Entry("truncated_normal",
                    lambda mean, std, lower, upper: TruncNormalSampler(mean, std, mean + lower * std,
                                                                       mean + upper * std),
@@ -87,7 +92,8 @@ def _register_all() -> None:
                    "w ~ N(mean, std^2) restricted to [mean+lower*std, mean+upper*std] "
                    "(bounds in std units; std NOT corrected)",
                    f"{KERAS}.TruncatedNormal (std 0.05); {JAX}.truncated_normal (std 0.01)",
-                   aliases=("keras:truncated_normal",), dialects={"jax:truncated_normal": {"std": 0.01}}))
+                   aliases=("keras:truncated_normal",), dialects={"jax:truncated_normal": {"std": 0.01}},
+                   domains={"std": POSITIVE}, order=(("lower", "<", "upper"),)))
 
     # --- the fan-based family ---------------------------------------------------------
     register(Entry("variance_scaling", lambda scale, mode, distribution: VS(scale, mode, distribution),
@@ -95,7 +101,8 @@ def _register_all() -> None:
                    "Var(w) = scale / fan(mode); uniform: U(+-sqrt(3 Var)); normal: N(0, sqrt(Var)); "
                    "truncated_normal: N(0, sqrt(Var)/0.8796) cut at +-2 of its std",
                    f"{KERAS}.VarianceScaling; {JAX}.variance_scaling", group="fan",
-                   aliases=("keras:variance_scaling", "jax:variance_scaling")))
+                   aliases=("keras:variance_scaling", "jax:variance_scaling"),
+                   domains={"scale": NON_NEGATIVE, "mode": MODES, "distribution": DISTRIBUTIONS}))
     dists = {"uniform": "uniform", "normal": "normal", "truncated_normal": "truncated_normal"}
     for suffix, dist in dists.items():
         build_glorot, build_he, build_lecun = _sampler_for(dist)
@@ -111,7 +118,7 @@ def _register_all() -> None:
                        GLOROT + {"uniform": f"; {TORCH}.xavier_uniform_; Keras/JAX glorot_uniform",
                                  "normal": f"; {TORCH}.xavier_normal_ (Keras/JAX glorot_normal are truncated)",
                                  "truncated_normal": "; Keras/JAX glorot_normal"}[suffix],
-                       group="fan", aliases=g_alias))
+                       group="fan", aliases=g_alias, domains={"gain": NON_NEGATIVE}))
         h_alias = {"uniform": ("kaiming_uniform", "torch:kaiming_uniform", "keras:he_uniform", "jax:he_uniform"),
                    "normal": ("kaiming_normal", "torch:kaiming_normal"),
                    "truncated_normal": ("kaiming_truncated_normal", "keras:he_normal", "jax:he_normal")}[suffix]
@@ -121,7 +128,7 @@ def _register_all() -> None:
                        HE + {"uniform": f"; {TORCH}.kaiming_uniform_; Keras/JAX he_uniform",
                              "normal": f"; {TORCH}.kaiming_normal_ (Keras/JAX he_normal are truncated)",
                              "truncated_normal": "; Keras/JAX he_normal"}[suffix],
-                       group="fan", aliases=h_alias))
+                       group="fan", aliases=h_alias, domains={"mode": MODES}))
         l_alias = {"uniform": ("keras:lecun_uniform", "jax:lecun_uniform"),
                    "normal": (),
                    "truncated_normal": ("keras:lecun_normal", "jax:lecun_normal")}[suffix]
@@ -137,17 +144,20 @@ def _register_all() -> None:
                    "W = gain * Q, Q Haar-orthogonal on (rows, prod(rest)); W W^T = gain^2 I (rows <= cols)",
                    f"Saxe et al. 2014, 'Exact solutions to the nonlinear dynamics of learning in deep "
                    f"linear networks'; {TORCH}.orthogonal_",
-                   group="structured", aliases=("torch:orthogonal", "keras:orthogonal", "jax:orthogonal")))
+                   group="structured", aliases=("torch:orthogonal", "keras:orthogonal", "jax:orthogonal"),
+                   domains={"gain": NON_NEGATIVE}))
     register(Entry("identity", lambda: EyeSampler(), {}, "W = I (ones on the diagonal of a 2-d weight)",
                    f"{TORCH}.eye_; Keras Identity", group="structured",
                    aliases=("eye", "torch:eye", "keras:identity")))
     register(Entry("dirac", lambda groups: DiracSampler(int(groups)), {"groups": 1},
                    "identity convolution: W[i, i, centre] = 1 within each group",
-                   f"{TORCH}.dirac_", group="structured", aliases=("torch:dirac", "delta")))
+                   f"{TORCH}.dirac_", group="structured", aliases=("torch:dirac", "delta"),
+                   domains={"groups": AT_LEAST_ONE}))
     register(Entry("sparse", lambda sparsity, std: SparseSampler(sparsity, std), {"sparsity": 0.1, "std": 0.01},
                    "w ~ N(0, std), then ceil(sparsity*rows) entries of each column set to 0",
                    f"Martens 2010, 'Deep learning via Hessian-free optimization'; {TORCH}.sparse_",
-                   group="structured", aliases=("torch:sparse",)))
+                   group="structured", aliases=("torch:sparse",),
+                   domains={"sparsity": Range(0, 1, hi_open=True), "std": NON_NEGATIVE}))
 
     # --- framework defaults ---------------------------------------------------------------
     register(Entry("torch_default", lambda: VS(1.0 / 3.0, "fan_in", "uniform"), {},
@@ -165,13 +175,15 @@ def _register_all() -> None:
                    {"tol": 0.1, "max_iter": 10},
                    "orthonormal pre-init, then per layer W /= sqrt(Var(out)) until |Var(out) - 1| < tol",
                    "Mishkin & Matas 2016, 'All you need is a good init' (ICLR); Tol_var=0.1, T_max=10",
-                   group="data", scheme_class=LSUVScheme, aliases=("lsuv_mishkin",)))
+                   group="data", scheme_class=LSUVScheme, aliases=("lsuv_mishkin",),
+                   domains={"tol": POSITIVE, "max_iter": AT_LEAST_ONE}))
     register(Entry("lsuv_fastai", lambda tol, max_iter: DataDependentSampler(OrthogonalSampler(1.0)),
                    {"tol": 1e-3, "max_iter": 10},
                    "orthonormal pre-init, then per layer b -= mean(out) and W /= std(out) until "
                    "|mean| < tol and |std - 1| < tol",
                    "fast.ai course part 2 (2019), lesson 11 LSUV notebook", group="data",
-                   scheme_class=LSUVScheme, aliases=("fastai:lsuv",)))
+                   scheme_class=LSUVScheme, aliases=("fastai:lsuv",),
+                   domains={"tol": POSITIVE, "max_iter": AT_LEAST_ONE}))
 
 
 _register_all()

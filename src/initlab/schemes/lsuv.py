@@ -83,11 +83,12 @@ class LSUVScheme(Scheme):
         return self.name == "lsuv_fastai"
 
     def fit_(self, model: nn.Module, data: Any, layers: Sequence[tuple[str, nn.Module]]) -> list[LSUVStep]:
-        """Rescale *layers* (name, module with ``weight``) in forward order on *data*."""
+        """Rescale *layers* (name, module with ``weight``) in forward order on *data*.
+
+        ``tol > 0`` and ``max_iter >= 1`` are the entry's domains, checked by ``get_scheme``.
+        """
         tol = float(self.params["tol"])
         max_iter = int(self.params["max_iter"])
-        if not tol > 0 or max_iter < 1:
-            raise InitlabError(f"LSUV needs tol > 0 and max_iter >= 1, got tol={tol}, max_iter={max_iter}")
         was_training = model.training
         model.eval()
         steps: list[LSUVStep] = []

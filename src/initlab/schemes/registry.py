@@ -12,22 +12,110 @@ normal, as Keras' and JAX's ``glorot_normal``). A dialect prefix resolves a fram
 own word to exactly what that framework does: ``keras:glorot_normal`` ->
 ``glorot_truncated_normal``, ``torch:xavier_normal`` -> ``glorot_normal``,
 ``keras:random_normal`` -> ``normal(std=0.05)``.
+
+Spec strings
+------------
+``name`` or ``name(v, ..., k=v, ...)``, at most :data:`MAX_SPEC_CHARS` characters.
+Positional values fill the parameters in their declared order, keywords follow; a
+positional value after a keyword, a keyword given twice, ``*args`` and ``**kw`` are
+errors. A value is
+
+* a number: ``1``, ``0.5``, ``1e-3``, ``1_000``; a literal too large for a float
+  (``1e999``) is an error. The words ``inf`` and ``nan`` (any case) read as those floats,
+  but no built-in parameter accepts them: every number must be finite;
+* a word: an identifier (``fan_out``, ``leaky_relu``) or a quoted string (``"fan_out"``);
+  ``true``/``false``/``none`` (any case) are ``True``/``False``/``None``;
+* a constant: ``pi`` or ``e``;
+* arithmetic on numbers: ``+ - * /``, ``**``, unary ``-``/``+``, parentheses and
+  ``sqrt(x)``, e.g. ``normal(std=1/sqrt(784))``, ``uniform(-sqrt(6/1040), sqrt(6/1040))``.
+
+Arithmetic is bounded: it is computed in float and every intermediate result must be
+finite; an exponent must satisfy ``|p| <= 1024`` (:data:`MAX_EXPONENT`); a value nests at
+most :data:`MAX_DEPTH` levels of operators, calls and parentheses. Division by zero,
+``sqrt`` of a negative number, a negative number to a fractional power, zero to a negative
+power, and arithmetic on words, booleans, ``inf`` or ``nan`` are errors. Anything else that
+Python's parser accepts (attribute access, subscripts, lambdas, comparisons, other calls,
+``1j``, byte strings, f-strings, ...) is an error. Every error is one
+:class:`~initlab.errors.InitlabError` line that quotes the spec.
+
+Parameters
+----------
+An :class:`Entry`'s ``defaults`` fix each parameter's type (a float, an int, a word or a
+bool; values are coerced to it) and its ``domains`` the valid values: a :class:`Range` for
+a number, a tuple of words for a word; ``order`` relates two parameters (``a <= b``).
+Every number must be finite and within the float32 range (``|x| <= 3.4e38``, a weight's
+dtype). :func:`get_scheme` checks them all, for spec strings and Python values alike,
+before the sampler is built, and names the parameter, the value and the valid range.
 """
 
 from __future__ import annotations
 
 import ast
 import math
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Union
 
 from initlab.errors import InitlabError, UnknownNameError, suggest
 from initlab.schemes.core import Sampler, Scheme
 
+#: Longest accepted spec string (after stripping whitespace).
+MAX_SPEC_CHARS = 1000
+#: Deepest accepted nesting of one value (operators, calls and parentheses).
+MAX_DEPTH = 32
+#: Largest accepted exponent magnitude in ``x ** p``.
+MAX_EXPONENT = 1024
+#: Largest magnitude of a numeric parameter: the largest finite float32.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric parameter's domain: ``lo <= x <= hi`` (strict where ``lo_open`` /
+    ``hi_open``); ``None`` leaves an end unbounded. Every number must also be finite and
+    within the float32 range, whatever its Range."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, x: float) -> bool:
+        if self.lo is not None and not (x > self.lo if self.lo_open else x >= self.lo):
+            return False
+        return self.hi is None or (x < self.hi if self.hi_open else x <= self.hi)
+
+    def __str__(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return (f"in {'(' if self.lo_open else '['}{_num(self.lo)}, "
+                    f"{_num(self.hi)}{')' if self.hi_open else ']'}")
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
+        if self.hi is not None:
+            return f"{'<' if self.hi_open else '<='} {_num(self.hi)}"
+        return "a finite number"
+
+
+#: A parameter's domain: a numeric Range or the tuple of valid words.
+Domain = Union[Range, tuple[str, ...]]
+
+POSITIVE = Range(0, lo_open=True)
+NON_NEGATIVE = Range(0)
+AT_LEAST_ONE = Range(1)
+
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered scheme family."""
+    """A registered scheme family.
+
+    ``defaults`` gives every parameter (in positional order) and its type; ``domains`` the
+    valid values of some of them (see :class:`Range`); ``order`` pairs that must be
+    ordered, as ``(lo_name, "<" or "<=", hi_name)``.
+    """
 
     name: str
     build: Callable[..., Sampler]
@@ -41,6 +129,8 @@ class Entry:
     dialects: dict[str, dict[str, Any]] = field(default_factory=dict)
     scheme_class: type[Scheme] = Scheme
     note: str = ""
+    domains: dict[str, Domain] = field(default_factory=dict)
+    order: tuple[tuple[str, str, str], ...] = ()
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -53,6 +143,13 @@ def register(entry: Entry) -> Entry:
         k = key.lower()
         if k in _ALIASES:
             raise ValueError(f"scheme name {key!r} is already registered")
+    for key, dom in entry.domains.items():
+        if key not in entry.defaults or not isinstance(dom, (Range, tuple)):
+            raise ValueError(f"{entry.name}: domain of {key!r} must be a Range or a tuple of words "
+                             "for one of its parameters")
+    for lo, op, hi in entry.order:
+        if lo not in entry.defaults or hi not in entry.defaults or op not in ("<", "<="):
+            raise ValueError(f"{entry.name}: bad order {(lo, op, hi)!r}")
     _REGISTRY[entry.name] = entry
     _ALIASES[entry.name.lower()] = (entry.name, {})
     for a in entry.aliases:
@@ -95,33 +192,184 @@ def _resolve(name: str) -> tuple[str, dict[str, Any]]:
 
 # --- spec strings -----------------------------------------------------------------
 
-_SAFE_FUNCS = {"sqrt": math.sqrt}
+_WORDS: dict[str, Any] = {"true": True, "false": False, "none": None}
+_NON_FINITE = {"inf": math.inf, "nan": math.nan}
+_CONSTANTS = {"pi": math.pi, "e": math.e}
+_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
+_OTHER_OPERATORS = {ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.LShift: "<<",
+                    ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^", ast.BitAnd: "&",
+                    ast.Invert: "~", ast.Not: "not"}
 
 
-def _eval_value(node: ast.AST, text: str) -> Any:
-    """Literal values, bare words (as strings) and simple arithmetic with sqrt()."""
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        return {"true": True, "false": False, "none": None}.get(node.id.lower(), node.id)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        v = _eval_value(node.operand, text)
-        return -v if isinstance(node.op, ast.USub) else +v
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
-        a, b = _eval_value(node.left, text), _eval_value(node.right, text)
-        ops = {ast.Add: a.__add__, ast.Sub: a.__sub__, ast.Mult: a.__mul__, ast.Div: a.__truediv__,
-               ast.Pow: a.__pow__}
-        return ops[type(node.op)](b)
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id in _SAFE_FUNCS and len(node.args) == 1):
-        return _SAFE_FUNCS[node.func.id](_eval_value(node.args[0], text))
-    raise InitlabError(f"cannot read the value {ast.get_source_segment(text, node)!r} in scheme spec {text!r}; "
-                       "use numbers, words or sqrt(x)")
+def _show(value: Any, limit: int = 80) -> str:
+    """A one-line, bounded repr of *value* for error messages."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - any object may be passed; its repr may fail
+        text = f"<{type(value).__name__}>"
+    text = " ".join(text.splitlines())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _max_depth(node: ast.AST, limit: int) -> int:
+    """Depth of the expression tree under *node* (stops counting past *limit*)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > limit:
+            break
+        stack.extend((c, d + 1) for c in ast.iter_child_nodes(n) if isinstance(c, ast.expr))
+    return deepest
+
+
+class _ValueReader:
+    """Evaluates one spec's values under the grammar of the module docstring."""
+
+    def __init__(self, spec: str, src: str) -> None:
+        self.spec, self.src = spec, src
+
+    def error(self, problem: str, fix: str) -> InitlabError:
+        return InitlabError(f"scheme spec {self.spec!r}: {problem}; {fix}")
+
+    def seg(self, node: ast.AST) -> str:
+        return _show(ast.get_source_segment(self.src, node) or ast.dump(node), limit=60)
+
+    def value(self, node: ast.expr) -> Any:
+        if _max_depth(node, MAX_DEPTH) > MAX_DEPTH:
+            raise self.error(f"the value {self.seg(node)} nests more than {MAX_DEPTH} levels",
+                             "write it more simply")
+        return self._eval(node)
+
+    def _eval(self, node: ast.expr) -> Any:
+        if isinstance(node, ast.Constant):
+            return self._constant(node)
+        if isinstance(node, ast.Name):
+            low = node.id.lower()
+            if low in _WORDS:
+                return _WORDS[low]
+            if low in _NON_FINITE:
+                return _NON_FINITE[low]
+            return _CONSTANTS.get(node.id, node.id)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v = self._number(node.operand, node, finite=False)
+            return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _OPERATORS):
+            a = self._number(node.left, node)
+            b = self._number(node.right, node)
+            return self._arith(node, type(node.op), float(a), float(b))
+        if isinstance(node, ast.Call):
+            return self._call(node)
+        op = getattr(node, "op", None)
+        if type(op) in _OTHER_OPERATORS:
+            raise self.error(f"the operator {_OTHER_OPERATORS[type(op)]!r} in {self.seg(node)} "
+                             "is not allowed", "use + - * / ** and parentheses")
+        raise self.error(f"cannot read the value {self.seg(node)}",
+                         "use numbers, words, + - * / **, parentheses and sqrt(x)")
+
+    def _constant(self, node: ast.Constant) -> Any:
+        v = node.value
+        if v is None or isinstance(v, (bool, str)):
+            return v
+        if isinstance(v, int):
+            try:
+                float(v)
+            except OverflowError:
+                raise self.error(f"the number {self.seg(node)} is too large for a float",
+                                 "numbers must be finite") from None
+            return v
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise self.error(f"the number {self.seg(node)} is too large for a float",
+                                 "numbers must be finite") from None
+            return v
+        raise self.error(f"cannot read the value {self.seg(node)} ({type(v).__name__})",
+                         "use numbers, words, + - * / **, parentheses and sqrt(x)")
+
+    def _number(self, operand: ast.expr, parent: ast.expr, finite: bool = True) -> int | float:
+        v = self._eval(operand)
+        if not _is_number(v):
+            what = "the word" if isinstance(v, str) else "the value"
+            raise self.error(f"cannot compute with {what} {_show(v)} in {self.seg(parent)}",
+                             "arithmetic takes numbers only")
+        if finite and not math.isfinite(v):
+            raise self.error(f"cannot compute with {_show(v)} in {self.seg(parent)}",
+                             "arithmetic takes finite numbers only")
+        return v
+
+    def _arith(self, node: ast.BinOp, op: type, a: float, b: float) -> float:
+        where = self.seg(node)
+        if op is ast.Div and b == 0:
+            raise self.error(f"division by zero in {where}", "divide by a non-zero number")
+        if op is ast.Pow:
+            if abs(b) > MAX_EXPONENT:
+                raise self.error(f"the exponent of {where} is {_num(b)}",
+                                 f"use exponents with |p| <= {MAX_EXPONENT}")
+            if a < 0 and not b.is_integer():
+                raise self.error(f"{where} raises a negative number to a fractional power",
+                                 "use a non-negative base or a whole exponent")
+            if a == 0 and b < 0:
+                raise self.error(f"{where} raises zero to a negative power",
+                                 "use a non-zero base or a non-negative exponent")
+        try:
+            if op is ast.Add:
+                r = a + b
+            elif op is ast.Sub:
+                r = a - b
+            elif op is ast.Mult:
+                r = a * b
+            elif op is ast.Div:
+                r = a / b
+            else:
+                r = a ** b
+        except (OverflowError, ZeroDivisionError):
+            r = math.inf
+        if not math.isfinite(r):
+            raise self.error(f"{where} overflows a float", "use smaller numbers")
+        return r
+
+    def _call(self, node: ast.Call) -> float:
+        if not (isinstance(node.func, ast.Name) and node.func.id == "sqrt"):
+            raise self.error(f"unknown function {self.seg(node.func)} in {self.seg(node)}",
+                             "the only function is sqrt(x)")
+        if len(node.args) != 1 or node.keywords or isinstance(node.args[0], ast.Starred):
+            raise self.error(f"{self.seg(node)} does not give sqrt one value", "write sqrt(x)")
+        x = float(self._number(node.args[0], node))
+        if x < 0:
+            raise self.error(f"{self.seg(node)} takes the square root of a negative number",
+                             "sqrt takes x >= 0")
+        return math.sqrt(x)
+
+
+def _paren_depth(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest
 
 
 def parse_spec(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
-    """Split ``"name(1, b=2)"`` into ``("name", [1], {"b": 2})``."""
+    """Split ``"name(1, b=2)"`` into ``("name", [1], {"b": 2})`` (grammar: module docstring).
+
+    Raises :class:`~initlab.errors.InitlabError` (one line, quoting the spec) for anything
+    outside the grammar.
+    """
+    if not isinstance(spec, str):
+        raise InitlabError(f"a scheme spec must be a string, got {type(spec).__name__}")
     text = spec.strip()
+    if len(text) > MAX_SPEC_CHARS:
+        raise InitlabError(f"scheme spec {text[:40]!r}... is {len(text)} characters long; "
+                           f"the limit is {MAX_SPEC_CHARS}, write it more simply")
+    if "\x00" in text:
+        raise InitlabError(f"scheme spec {text!r} contains a null character; remove it")
     if "(" not in text:
         if not text:
             raise InitlabError("empty scheme name; run 'initlab schemes' to list them")
@@ -129,35 +377,98 @@ def parse_spec(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
     if not text.endswith(")"):
         raise InitlabError(f"malformed scheme spec {spec!r}: expected name(k=v, ...)")
     name, inner = text[: text.index("(")].strip(), text[text.index("(") + 1: -1]
+    if not name:
+        raise InitlabError(f"scheme spec {spec!r} has no name before '('; expected name(k=v, ...)")
+    if _paren_depth(inner) > MAX_DEPTH:
+        raise InitlabError(f"scheme spec {spec!r} nests brackets more than {MAX_DEPTH} levels deep; "
+                           "write it more simply")
     src = f"f({inner})"
     try:
-        call = ast.parse(src, mode="eval").body
-    except SyntaxError:
-        raise InitlabError(f"malformed scheme spec {spec!r}: expected name(k=v, ...)") from None
-    assert isinstance(call, ast.Call)
-    args = [_eval_value(a, src) for a in call.args]
-    kwargs = {kw.arg: _eval_value(kw.value, src) for kw in call.keywords if kw.arg}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. SyntaxWarning for '1 is 1'
+            call = ast.parse(src, mode="eval").body
+    except SyntaxError as exc:
+        reason = " ".join(str(exc.msg).split())
+        raise InitlabError(f"malformed scheme spec {spec!r} ({reason}): expected name(k=v, ...)") from None
+    except (ValueError, RecursionError, MemoryError, OverflowError):
+        raise InitlabError(f"malformed scheme spec {spec!r} (too complex to read): "
+                           "expected name(k=v, ...)") from None
+    # the body must be our own call f(...): not e.g. "f(1)(2)" or "f(1) + f(2)"
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"
+            and call.func.col_offset == 0):
+        raise InitlabError(f"malformed scheme spec {spec!r}: expected name(k=v, ...)")
+    reader = _ValueReader(spec, src)
+    args = []
+    for a in call.args:
+        if isinstance(a, ast.Starred):
+            raise reader.error(f"{reader.seg(a)} unpacks values", "give each value on its own")
+        args.append(reader.value(a))
+    kwargs: dict[str, Any] = {}
+    for kw in call.keywords:
+        if kw.arg is None:
+            raise reader.error(f"{reader.seg(kw.value)} is unpacked with **", "write each k=v")
+        if kw.arg in kwargs:
+            raise InitlabError(f"{name}: {kw.arg} given twice in scheme spec {spec!r}; "
+                               "give each parameter once")
+        kwargs[kw.arg] = reader.value(kw.value)
     return name, args, kwargs
 
 
+# --- parameters -------------------------------------------------------------------
+
 def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
+    """*value* converted to the type of *default*; numbers must be finite and in the
+    float32 range."""
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise InitlabError(f"{name}: {key} must be true or false, got {value!r}")
+            raise InitlabError(f"{name}: {key} must be true or false, got {_show(value)}")
         return value
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InitlabError(f"{name}: {key} must be a number, got {value!r}")
-        if isinstance(default, int) and not float(value).is_integer():
-            raise InitlabError(f"{name}: {key} must be a whole number, got {value!r}")
-        return type(default)(value)
+    if _is_number(default):
+        if not _is_number(value):
+            raise InitlabError(f"{name}: {key} must be a number, got {_show(value)}")
+        too_large = InitlabError(f"{name}: {key} must be at most {FLOAT32_MAX:.4g} in magnitude "
+                                 f"(the float32 range), got {_show(value)}")
+        try:
+            x = float(value)
+        except OverflowError:  # an int beyond the float range
+            raise too_large from None
+        if not math.isfinite(x):
+            raise InitlabError(f"{name}: {key} must be a finite number, got {_show(value)}")
+        if abs(x) > FLOAT32_MAX:
+            raise too_large
+        if isinstance(default, int):
+            if not x.is_integer():
+                raise InitlabError(f"{name}: {key} must be a whole number, got {_show(value)}")
+            return int(value)
+        return x
     if isinstance(default, str) and not isinstance(value, str):
-        raise InitlabError(f"{name}: {key} must be a word, got {value!r}")
+        raise InitlabError(f"{name}: {key} must be a word, got {_show(value)}")
     return value
+
+
+def _check_domains(e: Entry, values: Mapping[str, Any]) -> None:
+    """Raise for a value outside its declared domain or a violated order."""
+    for key, dom in e.domains.items():
+        v = values[key]
+        if isinstance(dom, Range):
+            if v not in dom:
+                raise InitlabError(f"{e.name}: {key} must be {dom}, got {_show(v)}")
+        elif v not in dom:
+            raise InitlabError(f"{e.name}: unknown {key} {_show(v)}{suggest(str(v), dom)}; "
+                               f"use one of {', '.join(dom)}")
+    for lo, op, hi in e.order:
+        a, b = values[lo], values[hi]
+        if not (a <= b if op == "<=" else a < b):
+            fix = "swap them" if a > b else "make them differ"
+            raise InitlabError(f"{e.name} needs {lo} {op} {hi}, got {lo}={_show(a)} and "
+                               f"{hi}={_show(b)}; {fix}")
 
 
 def get_scheme(spec: "str | Scheme | Mapping[str, Any]", *args: Any, **params: Any) -> Scheme:
     """Build a scheme from a name, alias, spec string, config dict or Scheme.
+
+    Positional and keyword values (from the spec string and from Python alike) are
+    coerced to each parameter's type and checked against its domain.
 
     >>> get_scheme("he_normal").law((256, 784)).std   # sqrt(2/784)
     0.0505...
@@ -172,7 +483,13 @@ def get_scheme(spec: "str | Scheme | Mapping[str, Any]", *args: Any, **params: A
     if isinstance(spec, Mapping):
         if "name" not in spec:
             raise InitlabError("a scheme config needs a 'name' key")
-        return get_scheme(str(spec["name"]), **dict(spec.get("params", {})), **params)
+        if not isinstance(spec["name"], str):
+            raise InitlabError(f"a scheme config's 'name' must be a string, got {_show(spec['name'])}")
+        cfg = spec.get("params", {})
+        if not isinstance(cfg, Mapping) or not all(isinstance(k, str) for k in cfg):
+            raise InitlabError(f"a scheme config's 'params' must be a dict of names to values, "
+                               f"got {_show(cfg)}")
+        return get_scheme(spec["name"], *args, **{**cfg, **params})
     if not isinstance(spec, str):
         raise InitlabError(f"a scheme is given by name or Scheme, got {type(spec).__name__}")
     name, sargs, skw = parse_spec(spec)
@@ -191,9 +508,10 @@ def get_scheme(spec: "str | Scheme | Mapping[str, Any]", *args: Any, **params: A
         given[k] = v
     for k, v in given.items():
         if k not in e.defaults:
-            raise InitlabError(f"{canonical} has no parameter {k!r}; its parameters are "
+            raise InitlabError(f"{canonical} has no parameter {_show(k)}; its parameters are "
                                f"{', '.join(keys) or 'none'}")
         values[k] = _coerce(canonical, k, v, e.defaults[k])
+    _check_domains(e, values)
     sampler = e.build(**values)
     return e.scheme_class(name=canonical, params=values, sampler=sampler, formula=e.formula,
                           source=e.source, bias=e.bias, defaults=dict(e.defaults),
