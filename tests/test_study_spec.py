@@ -178,3 +178,84 @@ def test_conflicting_keys() -> None:
 def test_missing_spec_file(tmp_path: Path) -> None:
     with pytest.raises(InitlabError, match="does not exist"):
         load_spec(tmp_path / "nope.toml")
+
+
+def test_spec_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + FULL.encode("utf-8"))
+    assert load_spec(path) == parse_spec(FULL, default_name="bom")
+    assert parse_spec("\ufeff[study]\nseeds = 2\n").seeds == (0, 1)
+
+
+def test_spec_path_that_is_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(InitlabError, match="is a directory; pass the path of a .toml study spec"):
+        load_spec(tmp_path)
+
+
+def test_spec_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[study]\nname = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(InitlabError, match=r"latin1\.toml:2: the spec file is not UTF-8 text") as info:
+        load_spec(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text,needle,pattern", [
+    ("[study]\nseeds = 99999999999999999999\n", "seeds", "64-bit"),
+    ("[study]\nseeds = [0, -99999999999999999999]\n", "seeds", "64-bit"),
+    ("[study]\nseeds = 9223372036854775807\n", "seeds", "count in 1..10000"),
+    ("[study]\nseeds = [-1]\n", "seeds", r"\[0, 2\*\*63\)"),
+    ("[study]\nepochs = 1e400\n", "epochs", "integer >= 1"),
+    ("[study]\nepochs = inf\n", "epochs", "integer >= 1"),
+    ("[study]\nepochs = 99999999999999999999\n", "epochs", "64-bit"),
+    ("[[models]]\nhidden = [4]\n[[models]]\nhidden = [99999999999999999999]\n", "999", r"\[\[models\]\] #2"),
+    ("[train]\nlr = nan\n", "lr", "lr must be a finite number"),
+    ("[train]\neps = inf\n", "eps", "eps must be a finite number"),
+    ("[train]\nbetas = [nan, 0.9]\n", "betas", "betas"),
+    ("[train]\nbetas = [0.9, \"fast\"]\n", "betas", "two numbers"),
+    ("[train]\nbetas = 5\n", "betas", "two numbers"),
+    ("[train]\nlog_every = -1\n", "log_every", "log_every must be an integer >= 0"),
+    ("[train]\nbatch_size = \"big\"\n", "batch_size", "batch_size must be an integer"),
+    ("[data]\nlimit_train = -1\n", "limit_train", "positive integer"),
+    ("[data]\nlimit_val = \"all\"\n", "limit_val", "positive integer"),
+    ("[data]\nvalidation = nan\n", "validation", "validation must be"),
+    ("[model]\ndropout = nan\n", "[model]", "dropout"),
+    ("[model]\nhidden = [1e400]\n", "[model]", "hidden must be a list"),
+    ("[schemes]\nlist = [\"constant(9**9**9)\"]\n", "list", "exponent"),
+    ("[schemes]\nlist = [\"lsuv(tol=-1)\"]\n", "list", "tol must be > 0"),
+])
+def test_out_of_range_values_are_clear_and_located(text: str, needle: str, pattern: str) -> None:
+    with pytest.raises(InitlabError) as info:
+        parse_spec(text, source="v.toml")
+    msg = str(info.value)
+    assert msg.startswith(f"v.toml:{_line_of(text, needle)}: "), msg
+    assert re.search(pattern, msg), msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("text,pattern", [
+    ("a = " + "[" * 3000 + "]" * 3000 + "\n", "nest too deeply"),
+    ("a = " + "{b=" * 3000 + "1" + "}" * 3000 + "\n", "nest too deeply"),
+    ("a = 1" + "0" * 5000 + "\n", "64-bit"),
+])
+def test_pathological_toml_is_one_clear_line(text: str, pattern: str) -> None:
+    with pytest.raises(InitlabError, match=pattern) as info:
+        parse_spec(text, source="v.toml")
+    assert "\n" not in str(info.value)
+
+
+def test_long_header_lines_do_not_backtrack() -> None:
+    import time
+
+    text = "[" + " " * 20000 + "x\n"
+    start = time.perf_counter()
+    with pytest.raises(InitlabError):
+        parse_spec(text)
+    from initlab.study.spec import _Source
+
+    assert _Source(text, "s").line_of("train", "lr") is None
+    assert time.perf_counter() - start < 1.0
+
+
+def test_log_every_zero_means_no_step_records() -> None:
+    assert parse_spec("[train]\nlog_every = 0\n").train["log_every"] == 0

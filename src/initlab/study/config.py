@@ -52,6 +52,11 @@ ARTICLE_SCHEMES: tuple[str, ...] = (
 #: TrainConfig fields that do not belong to a cell (they do not change its results).
 EXECUTION_FIELDS: tuple[str, ...] = ("device", "eval_batch_size")
 
+#: Largest seed count ``N`` (seeds 0..N-1); a longer list of seeds is given explicitly.
+MAX_SEED_COUNT = 10_000
+#: Seeds are integers in [0, SEED_LIMIT), the range the engine's generators accept.
+SEED_LIMIT = 2**63
+
 
 def train_fields() -> tuple[str, ...]:
     """The TrainConfig field names a study sets (``epochs`` included)."""
@@ -109,12 +114,15 @@ def split_scheme_list(text: str) -> list[str]:
 
 
 def normalize_seeds(seeds: int | Iterable[int]) -> tuple[int, ...]:
-    """``N`` -> ``(0, ..., N-1)``; a list of distinct non-negative integers as given."""
+    """``N`` -> ``(0, ..., N-1)`` (``1 <= N <= MAX_SEED_COUNT``); a list of distinct
+    integers in ``[0, 2**63)`` as given."""
     if isinstance(seeds, bool):
         raise InitlabError(f"seeds must be a count or a list of integers, got {seeds!r}")
     if isinstance(seeds, int):
-        if seeds < 1:
-            raise InitlabError(f"seeds must be a count >= 1 or a list of integers, got {seeds}")
+        if not 1 <= seeds <= MAX_SEED_COUNT:
+            shown = seeds if abs(seeds) < 10**30 else "a huge number"
+            raise InitlabError(f"seeds must be a count in 1..{MAX_SEED_COUNT} or a list of integers, "
+                               f"got {shown}")
         return tuple(range(seeds))
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
         raise InitlabError(f"seeds must be a count or a list of integers, got {seeds!r}")
@@ -122,8 +130,9 @@ def normalize_seeds(seeds: int | Iterable[int]) -> tuple[int, ...]:
     if not out:
         raise InitlabError("seeds is an empty list; give at least one seed")
     for s in out:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise InitlabError(f"seeds must be integers >= 0, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < SEED_LIMIT:
+            shown = repr(s) if not isinstance(s, int) or abs(s) < 10**30 else "a huge number"
+            raise InitlabError(f"seeds must be integers in [0, 2**63), got {shown}")
     if len(set(out)) != len(out):
         raise InitlabError(f"seeds {list(out)} repeat a value; list each seed once")
     return out

@@ -6,7 +6,8 @@ named, else from the defaults shown, which are the article's settings)::
     [study]
     name = "my-study"          # default: the preset's name, else the file name without .toml
     preset = "seed"            # start from a preset (seed, deep, smoke); the rest overrides it
-    seeds = 3                  # a count (seeds 0..N-1) or a list such as [0, 5, 7]
+    seeds = 3                  # a count N <= 10000 (seeds 0..N-1) or a list such as
+                               # [0, 5, 7] (distinct integers in [0, 2**63))
     epochs = 10
 
     [data]
@@ -36,10 +37,14 @@ named, else from the defaults shown, which are the article's settings)::
     batch_size = 128
     eps = 1e-7                 # Adam epsilon; Keras' default, as in the article
     betas = [0.9, 0.999]
-    log_every = 50             # record the training loss every N steps
+    log_every = 50             # record the training loss every N steps (0: no step records)
     shuffle = true
     probe_size = 512           # validation images used for activation statistics
     hist_bins = 40             # bins of the weight histograms
+
+The file is UTF-8 (a leading byte-order mark is dropped). Integers are TOML's 64-bit
+ones; numbers must be finite where a setting needs a number (``inf`` and ``nan`` are TOML
+values, but no setting accepts them).
 
 Errors are :class:`~initlab.errors.InitlabError` messages of one line starting with
 ``FILE:LINE:`` where the line is known: TOML syntax errors (from ``tomllib``), unknown
@@ -83,7 +88,9 @@ VALID_KEYS: dict[str, tuple[str, ...]] = {
     "train": tuple(f for f in train_fields() if f != "epochs"),
 }
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?")
+# a table header, e.g. "[train]" or "[[ models ]]" (the name is stripped by the caller);
+# one unambiguous character class, so a long line cannot make the match backtrack
+_HEADER = re.compile(r"^\s*(\[\[?)([A-Za-z0-9_.\"' \t-]+)\]")
 _AT_LINE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 
@@ -92,7 +99,7 @@ class _Source:
 
     def __init__(self, text: str, name: str) -> None:
         self.lines = text.splitlines()
-        self.name = name
+        self.name = name if name.isprintable() else repr(name)  # messages stay one line
 
     def line_of(self, table: str, key: str | None = None, index: int | None = None) -> int | None:
         """1-based line of ``key`` inside ``[table]`` (the ``index``-th ``[[table]]``), or of
@@ -195,6 +202,36 @@ def _check_model_entry(entry: Mapping[str, Any]) -> None:
             raise InitlabError(f"{key} must be a string, got {entry[key]!r}")
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _check_integers(src: _Source, doc: Mapping[str, Any]) -> None:
+    """TOML integers are 64-bit, but tomllib reads any size: reject larger ones (a seed count
+    of 10**20, say) here, naming their key."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), doc)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*path, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
+        elif (isinstance(value, int) and not isinstance(value, bool)
+              and not _INT64_MIN <= value <= _INT64_MAX):
+            keys = [p for p in path if isinstance(p, str)]
+            index = path[1] if len(path) > 2 and path[0] == "models" and isinstance(path[1], int) else None
+            table, key = (keys[0], keys[1]) if len(keys) > 1 else ("", keys[0])
+            label = _where(table, key, index)
+            raise src.error(f"{label}: an integer beyond TOML's 64-bit range "
+                            f"(|n| <= {_INT64_MAX}); use a smaller number",
+                            src.line_of(table, key, index))
+
+
+def _check_betas(value: Any) -> None:
+    if not (isinstance(value, list) and len(value) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in value)):
+        raise InitlabError(f"betas must be a list of two numbers in [0, 1), got {value!r}")
+
+
 def _tomllib_location(exc: tomllib.TOMLDecodeError) -> tuple[str, int | None, int | None]:
     """Message and position of a TOML syntax error (``lineno``/``colno`` on Python >= 3.14,
     parsed from the message's ``(at line L, column C)`` before)."""
@@ -213,14 +250,25 @@ def parse_spec(text: str, source: str = "<spec>", default_name: str = "study") -
     ``source`` names the text in error messages; ``default_name`` is the study name when
     neither ``[study] name`` nor a preset gives one.
     """
+    if not isinstance(text, str):
+        raise InitlabError(f"a study spec is TOML text (a str), got {type(text).__name__}")
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark
     src = _Source(text, source)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         msg, line, col = _tomllib_location(exc)
-        where = f"{source}:{line}:{col}" if line and col else (f"{source}:{line}" if line else source)
+        msg = " ".join(str(msg).split())
+        where = f"{src.name}:{line}:{col}" if line and col else (f"{src.name}:{line}" if line else src.name)
         raise InitlabError(f"{where}: malformed TOML: {msg}; fix the syntax there") from None
+    except (RecursionError, MemoryError):
+        raise InitlabError(f"{src.name}: malformed TOML: arrays or tables nest too deeply; "
+                           "flatten them") from None
+    except ValueError:  # Python's limit on the digits of an integer
+        raise InitlabError(f"{src.name}: malformed TOML: an integer with thousands of digits; "
+                           "TOML integers are 64-bit, use a smaller number") from None
     _check_keys(src, "", doc)
+    _check_integers(src, doc)
 
     study = _table(src, doc, "study")
     data = _table(src, doc, "data")
@@ -305,6 +353,8 @@ def parse_spec(text: str, source: str = "<spec>", default_name: str = "study") -
     # training settings: checked one by one so errors point at their line
     for key, value in train.items():
         with src.at("train", key):
+            if key == "betas":
+                _check_betas(value)
             TrainConfig.from_dict({key: value})
         train_kw[key] = value
     kw["train"] = train_kw
@@ -316,10 +366,19 @@ def parse_spec(text: str, source: str = "<spec>", default_name: str = "study") -
 def load_spec(path: str | os.PathLike[str]) -> StudyConfig:
     """Read and parse a spec file (see the module docstring for the schema)."""
     p = Path(path)
+    if p.is_dir():
+        raise InitlabError(f"spec file {str(p)!r} is a directory; pass the path of a .toml study spec")
     if not p.is_file():
         raise InitlabError(f"spec file {str(p)!r} does not exist; pass the path of a .toml study spec")
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InitlabError(f"cannot read spec file {str(p)!r} ({exc}); check the path and encoding") from None
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InitlabError(f"cannot read spec file {str(p)!r} ({exc.strerror or type(exc).__name__}); "
+                           "check the path and its permissions") from None
+    try:
+        text = data.decode("utf-8-sig")  # drops a byte-order mark
+    except UnicodeDecodeError as exc:
+        name, line = _Source("", str(p)).name, data.count(b"\n", 0, exc.start) + 1
+        raise InitlabError(f"{name}:{line}: the spec file is not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                           f"at offset {exc.start}); save it as UTF-8") from None
     return parse_spec(text, source=str(p), default_name=p.stem)
