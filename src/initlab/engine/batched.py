@@ -17,24 +17,39 @@ Each model nevertheless trains exactly as it would alone
   input order;
 * batches follow Keras: ``ceil(N / batch_size)`` steps per epoch, the last one partial;
 * its own Adam state (:class:`~initlab.engine.adam.StackedAdam`);
-* the loss is the batch mean of ``-log_softmax(z)[y]``; gradients are bitwise autograd's.
-  With ``adam="foreach"`` the engine reproduces :func:`train_one` bit for bit in the tested
-  configurations; with the default fused Adam kernel, to within float32 rounding (~1e-8 on
-  the weights). Caveat: the CPU BLAS may block a batched product differently from the
-  single-model one for some batch sizes (seen at 784->256 with a last batch of 96 or 64),
-  which changes the last bits; equivalence then holds to float32 rounding, not bitwise.
-  For the same reason a model's last bits can depend on the batch it is trained in (how
-  many models, its position): two runs of one study agree bit for bit, while the same
-  cell trained in a different grouping agrees to float32 rounding, which 10 epochs can
-  grow into differences far below the seed-to-seed spread (0.1% of accuracy).
+* the loss is the batch mean of ``-log_softmax(z)[y]``; gradients are computed with
+  autograd's own kernels, in autograd's order.
+
+What "exactly as alone" guarantees, and where (``tests/test_engine.py`` checks each):
+
+* **bit for bit** wherever both sides make the same kernel calls on the same shapes:
+  two runs of the same study on one machine (same grouping, same thread count), and a
+  model next to others whose *values* differ (same stack size and position, the same
+  divergence events: nothing computed for one model reads another's values);
+* **to float32 rounding** between the engine and :func:`train_one`, and between two
+  groupings of the same cell (another stack size or position).  The two sides run other
+  kernels for their matrix products (``torch.bmm`` against ``torch.addmm``, another thread
+  split, :func:`~initlab.engine.functional.bmm_calls`), and the CPU's BLAS picks the
+  summation order per machine (AVX-512 and AVX2 kernels, MKL's code path, the thread
+  count): on some CPUs the last bits agree, on others they do not.  One step differs by
+  at most the rounding of its products (relative ``~ n * 2**-24`` for contraction length
+  ``n``).  Over further steps a smooth network stays within that per step; a ReLU network
+  also sees a unit of some sample switched on in one trajectory and off in the other
+  where rounding moved its pre-activation across zero, a discrete change that puts the
+  weights up to a few percent of their displacement apart within a few steps (measured
+  3e-2 after 6 steps).  Ten epochs grow this into differences far below the
+  seed-to-seed spread (0.1% of accuracy).  With ``adam="foreach"`` the update itself is
+  ``torch.optim.Adam``'s own op order; the default fused kernel rounds it differently
+  (~1e-8 on the weights).
 
 Divergence: a model whose ``loss_sum + sum(gradients)`` is not finite at a step (i.e. a
 non-finite loss or gradient) is frozen from that step on, on the device and without a host
 sync: its Adam update is skipped, so it keeps its last finite parameters.  Nothing
-computed for one model reads another's values, so the others continue bit for bit as they
-would without it.  The host notices at the next logging point or epoch end, reports a
-:class:`~initlab.engine.records.Divergence`, records the divergence epoch with NaN metrics,
-and then drops the model from the stack so that it costs nothing afterwards.
+computed for one model reads another's values, so the others continue as they would
+without it (bit for bit as beside another model that diverges at the same step).  The
+host notices at the next logging point or epoch end, reports a
+:class:`~initlab.engine.records.Divergence`, records the divergence epoch with NaN
+metrics, and then drops the model from the stack so that it costs nothing afterwards.
 
 Host syncs happen only at logging points (every ``log_every`` steps) and at epoch ends:
 per step, each model's loss sum, number of correct predictions and gradient sum are

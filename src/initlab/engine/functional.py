@@ -113,10 +113,11 @@ def bmm_calls(
     On CPU, ``torch.bmm`` runs the K products in parallel, one per thread, so when K is not
     a multiple of the thread count T its last round leaves threads idle (K=7 on 2 threads:
     4 rounds for 3.5 rounds of work).  For big products the ``K % T`` remaining models
-    therefore get one multi-threaded ``torch.mm``/``addmm`` each, up to ~10% faster.  The
-    results are bitwise those of ``torch.bmm`` for the article's shapes (tested), but a
-    multi-threaded BLAS may split other products differently, so that which models take
-    this path (their position in the batch) can change the last bits of their results.
+    therefore get one multi-threaded ``torch.mm``/``addmm`` each, up to ~10% faster.  Their
+    results agree with ``torch.bmm``'s to float32 rounding (tested against the bound
+    ``2 gamma_n |a| |b|``), and bit for bit on some CPUs' BLAS kernels but not on others,
+    so which models take this path (their position in the batch) can change the last bits
+    of their results.
     """
     K = out.shape[0]
     T = torch.get_num_threads()

@@ -79,8 +79,8 @@ def train_one(
     :class:`TrainResult` (same records as :func:`initlab.engine.train`, ``model=0``).
 
     *model* itself is not modified.  Slow by design: this is the reference the batched
-    engine is tested against (with ``adam="foreach"`` the engine reproduces it bit for
-    bit).
+    engine is tested against (it agrees to float32 rounding, and bit for bit where both
+    make the same product kernel calls; see :mod:`initlab.engine.batched`).
     """
     spec = check_inputs([model], [seed], data, config)
     dev = config.torch_device

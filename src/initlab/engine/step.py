@@ -11,7 +11,8 @@ over epochs and does the bookkeeping.  Per step, for all K models at once:
    outputs); its sum and the number of correct predictions go to the step's row of the
    per-step buffer;
 5. backward by hand, calling autograd's own ATen kernels in autograd's order (so the
-   gradients are bitwise those of ``loss.backward()`` on the ``nn.Sequential``);
+   gradients are those of ``loss.backward()`` on the ``nn.Sequential``, up to the
+   rounding of the batched matrix products: see :mod:`initlab.engine.batched`);
 6. divergence: ``loss_sum + sum(gradients)`` must be finite, else the model is frozen from
    this step on (its update skipped on the device, no host sync);
 7. Adam (:class:`~initlab.engine.adam.StackedAdam`).
