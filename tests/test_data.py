@@ -214,13 +214,24 @@ def test_cache_dir_follows_xdg_then_home(monkeypatch, tmp_path):
 
 def test_roots_order_and_dedup(monkeypatch, tmp_path):
     monkeypatch.setenv("INITLAB_DATA_DIR", str(tmp_path / "env"))
-    roots = data_roots(tmp_path / "explicit")
-    assert roots == [
-        (tmp_path / "explicit", "--data-dir"),
-        (tmp_path / "env", "INITLAB_DATA_DIR"),
-        (cache_dir(), "cache"),
-    ]
-    assert [o for _, o in data_roots(tmp_path / "env")] == ["--data-dir", "cache"]
+    (tmp_path / "explicit").mkdir()
+    assert data_roots(tmp_path / "explicit") == [(tmp_path / "explicit", "--data-dir")]
+    assert data_roots() == [(tmp_path / "env", "INITLAB_DATA_DIR"), (cache_dir(), "cache")]
+    monkeypatch.setenv("INITLAB_DATA_DIR", str(cache_dir()))
+    assert data_roots() == [(cache_dir(), "INITLAB_DATA_DIR")]
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_an_explicit_data_dir_must_be_a_directory(tmp_path, kind, monkeypatch, tiny):
+    """Never a fall-back to INITLAB_DATA_DIR for a wrong --data-dir."""
+    monkeypatch.setenv("INITLAB_DATA_DIR", str(tiny.root))
+    target = tmp_path / "nope"
+    if kind == "file":
+        target.write_text("x")
+    with pytest.raises(InitlabError, match="--data-dir .* (does not exist|is not a directory)") as info:
+        load_dataset(tiny.source, data_dir=target, download=False)
+    assert "\n" not in str(info.value)
+    assert target.is_file() if kind == "file" else not target.exists()
 
 
 def test_precedence_explicit_env_cache(monkeypatch, tmp_path):
@@ -246,13 +257,26 @@ def test_cache_fallback_from_home(monkeypatch, tmp_path):
     assert ds.folder == tmp_path / "home" / ".cache" / "initlab" / "data" / "tiny"
 
 
-def test_incomplete_explicit_dir_falls_through(tiny, tmp_path, monkeypatch, caplog):
+def test_incomplete_explicit_dir_does_not_fall_through(tiny, tmp_path, monkeypatch):
+    """An explicit root is the only one: its missing files are reported, even when
+    INITLAB_DATA_DIR holds the dataset."""
     partial = tmp_path / "partial" / "tiny"
     write_idx(partial / TRAIN_IMAGES, tiny.arrays[TRAIN_IMAGES])
     monkeypatch.setenv("INITLAB_DATA_DIR", str(tiny.root))
+    with pytest.raises(InitlabError, match="missing") as info:
+        locate(tiny.source, tmp_path / "partial")
+    assert str(partial) in str(info.value) and str(tiny.root) not in str(info.value)
+    assert locate(tiny.source) == tiny.root / "tiny"
+
+
+def test_incomplete_env_dir_falls_through_to_the_cache(tiny, tmp_path, monkeypatch, caplog):
+    partial = tmp_path / "partial"
+    write_idx(partial / "tiny" / TRAIN_IMAGES, tiny.arrays[TRAIN_IMAGES])
+    write_dataset(cache_dir() / "tiny", tiny.arrays)
+    monkeypatch.setenv("INITLAB_DATA_DIR", str(partial))
     with caplog.at_level(logging.WARNING, logger="initlab.data"):
-        assert locate(tiny.source, tmp_path / "partial") == tiny.root / "tiny"
-    assert str(partial) in caplog.text
+        assert locate(tiny.source) == cache_dir() / "tiny"
+    assert str(partial / "tiny") in caplog.text
 
 
 def test_missing_files_error_names_folder_and_files(tiny):
@@ -520,14 +544,28 @@ def test_failed_download_keeps_existing_good_files(tiny, tmp_path):
     assert leftovers(tiny.root / "tiny") == sorted(set(FILES) - {TEST_LABELS})
 
 
-def test_unwritable_data_dir_downloads_into_cache(tmp_path):
+def test_unwritable_env_data_dir_downloads_into_cache(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     md5 = serve(tmp_path / "mirror", make_arrays())
     source = tiny_source(md5, mirrors=((tmp_path / "mirror").as_uri(),))
-    assert download_folder(source, blocker / "data") == cache_dir() / "tiny"
-    ds = load_dataset(source, data_dir=blocker / "data")
+    monkeypatch.setenv("INITLAB_DATA_DIR", str(blocker / "data"))
+    assert download_folder(source) == cache_dir() / "tiny"
+    ds = load_dataset(source)
     assert ds.folder == cache_dir() / "tiny"
+
+
+def test_an_explicit_data_dir_that_cannot_be_created_is_an_error(tmp_path):
+    """The download goes where --data-dir says, or nowhere (the next run would not look
+    in the cache for it)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    md5 = serve(tmp_path / "mirror", make_arrays())
+    source = tiny_source(md5, mirrors=((tmp_path / "mirror").as_uri(),))
+    assert download_folder(source, blocker / "data") == blocker / "data" / "tiny"
+    with pytest.raises(InitlabError, match="cannot create"):
+        load_dataset(source, data_dir=blocker / "data")
+    assert not (cache_dir() / "tiny").exists()
 
 
 def test_download_checksum_mismatch_leaves_nothing(http_mirror, tmp_path):
@@ -564,9 +602,12 @@ def test_download_file_without_urls(tmp_path):
 def test_download_false_never_downloads(tmp_path):
     md5 = serve(tmp_path / "mirror", make_arrays())
     source = tiny_source(md5, mirrors=((tmp_path / "mirror").as_uri(),))
+    with pytest.raises(InitlabError, match="does not exist"):
+        load_dataset(source, data_dir=tmp_path / "target", download=False)
+    (tmp_path / "target").mkdir()
     with pytest.raises(InitlabError, match="missing"):
         load_dataset(source, data_dir=tmp_path / "target", download=False)
-    assert not (tmp_path / "target").exists() and leftovers(cache_dir()) == []
+    assert list((tmp_path / "target").iterdir()) == [] and leftovers(cache_dir()) == []
 
 
 # ---------------------------------------------------------------- real data

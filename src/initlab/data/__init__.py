@@ -6,11 +6,12 @@ Typical use::
     ds = load_dataset("fashion-mnist", limit_train=1000)   # Dataset
     ds.train.x.shape, ds.train.y.dtype                     # (1000, 28, 28), torch.int64
 
-Where the files are looked for (first complete folder wins): ``data_dir`` /
-``--data-dir``, then ``$INITLAB_DATA_DIR``, then ``$XDG_CACHE_HOME/initlab/data``
-(or ``~/.cache/initlab/data``); each root holds ``fashion-mnist/`` and ``mnist/`` with
-the four official gzip IDX files. Missing files are downloaded, md5-checked, into the
-first root when writable, else the cache (:mod:`initlab.data.download`).
+Where the files are looked for: in ``data_dir`` / ``--data-dir`` alone when it is given;
+else in ``$INITLAB_DATA_DIR``, then ``$XDG_CACHE_HOME/initlab/data`` (or
+``~/.cache/initlab/data``), the first complete folder winning; each root holds
+``fashion-mnist/`` and ``mnist/`` with the four official gzip IDX files. Missing files are
+downloaded, md5-checked, into ``data_dir`` when given, else the first root when writable,
+else the cache (:mod:`initlab.data.download`).
 
 Modules: :mod:`~initlab.data.sources` (what a dataset is), :mod:`~initlab.data.idx`
 (the file format), :mod:`~initlab.data.checksum` (md5, cached per process),

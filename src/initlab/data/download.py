@@ -1,11 +1,11 @@
 """Download missing dataset files from a list of mirrors, safely.
 
-Where files go: into the *first* data root (the explicit ``data_dir`` /
-``--data-dir``, else ``INITLAB_DATA_DIR``, else the cache; see
-:mod:`initlab.data.locate`) when its dataset folder can be created or written,
-otherwise into the per-user cache. So ``--data-dir ~/datasets`` fills
-``~/datasets/fashion-mnist/``, while a read-only shared folder falls back to
-``~/.cache/initlab/data``.
+Where files go: into the explicit ``data_dir`` / ``--data-dir`` when one is given (it
+is the only root searched, see :mod:`initlab.data.locate`), so ``--data-dir ~/datasets``
+fills ``~/datasets/fashion-mnist/``; else into the first data root
+(``INITLAB_DATA_DIR``, else the cache) when its dataset folder can be created or
+written, otherwise into the per-user cache, so a read-only shared ``INITLAB_DATA_DIR``
+falls back to ``~/.cache/initlab/data``.
 
 How: each file is streamed to a temporary ``.<file>.<random>.part`` in the target
 folder while its md5 is computed; only when the md5 matches is the file renamed
@@ -60,8 +60,9 @@ def download_folder(
 ) -> Path:
     """The folder that missing files of ``name`` are downloaded into (see module doc)."""
     source = get_source(name)
-    first = data_roots(data_dir)[0][0] / source.name
-    return first if _writable(first) else cache_dir() / source.name
+    (root, origin), *_ = data_roots(data_dir)
+    first = root / source.name
+    return first if origin == "--data-dir" or _writable(first) else cache_dir() / source.name
 
 
 def _one_line(exc: BaseException) -> str:

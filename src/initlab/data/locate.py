@@ -5,11 +5,16 @@ A *data root* holds one folder per dataset, each with the four gzip IDX files::
     <root>/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz
     <root>/mnist/...
 
-Roots are searched in this order, skipping those not given:
+An explicit ``data_dir`` argument (the CLI's ``--data-dir``) is the one root searched: a
+dataset missing there is missing (downloads go into it, creating the folder), never
+looked up elsewhere, so an explicit flag that points at the wrong place is an error, not
+a warning. A ``data_dir`` that is a file, or that does not exist when nothing may be
+downloaded, is a one-line :class:`~initlab.errors.InitlabError`.
 
-1. the explicit ``data_dir`` argument (the CLI's ``--data-dir``);
-2. the ``INITLAB_DATA_DIR`` environment variable;
-3. the per-user cache, ``$XDG_CACHE_HOME/initlab/data`` or ``~/.cache/initlab/data``
+Without one, roots are searched in this order:
+
+1. the ``INITLAB_DATA_DIR`` environment variable;
+2. the per-user cache, ``$XDG_CACHE_HOME/initlab/data`` or ``~/.cache/initlab/data``
    (an unset, empty or relative ``XDG_CACHE_HOME`` is ignored, as the XDG base
    directory specification says).
 
@@ -41,12 +46,16 @@ def cache_dir() -> Path:
 def data_roots(data_dir: str | os.PathLike[str] | None = None) -> list[tuple[Path, str]]:
     """The data roots to search, in order, as ``(root, origin)`` pairs.
 
-    ``origin`` is ``"--data-dir"``, ``"INITLAB_DATA_DIR"`` or ``"cache"``; repeated roots
-    are listed once, at their first place.
+    ``origin`` is ``"--data-dir"`` (then the only root; it must not be a file),
+    ``"INITLAB_DATA_DIR"`` or ``"cache"``; repeated roots are listed once, at their first
+    place.
     """
-    candidates: list[tuple[Path, str]] = []
     if data_dir is not None and str(data_dir) != "":
-        candidates.append((Path(data_dir).expanduser(), "--data-dir"))
+        root = Path(data_dir).expanduser()
+        if root.exists() and not root.is_dir():
+            raise explicit_root_error(root, "is not a directory")
+        return [(root, "--data-dir")]
+    candidates: list[tuple[Path, str]] = []
     env = os.environ.get(ENV_VAR, "")
     if env:
         candidates.append((Path(env).expanduser(), ENV_VAR))
@@ -89,6 +98,8 @@ def locate(
     """
     source = get_source(name)
     roots = data_roots(data_dir)
+    if roots[0][1] == "--data-dir" and not roots[0][0].exists():
+        raise explicit_root_error(roots[0][0], "does not exist")
     folder = find_folder(source, roots)
     if folder is None:
         raise not_found_error(source, roots, hint="allow downloading (download=True)")
@@ -106,4 +117,12 @@ def not_found_error(
         f"{source.name} files not found: {first} is missing "
         f"{', '.join(missing_files(first))}{also}; {hint}, or copy the four official "
         f"files into {first}, or point --data-dir/{ENV_VAR} at a root holding {source.name}/"
+    )
+
+
+def explicit_root_error(root: Path, what: str) -> InitlabError:
+    """The one-line error for an explicit ``--data-dir`` that cannot be a data root."""
+    return InitlabError(
+        f"--data-dir {str(root)!r} {what}; give the data root that holds fashion-mnist/ and "
+        f"mnist/ (or leave --data-dir out to use {ENV_VAR} or the cache)"
     )
