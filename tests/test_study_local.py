@@ -175,7 +175,7 @@ def test_a_failing_probe_is_recorded_and_the_study_goes_on(tmp_path: Path, monke
 
 def test_cli_no_probe_reaches_the_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import initlab.study
-    from initlab.cli import main, run_cmd
+    from initlab.cli import main
 
     class Built(Exception):
         pass
@@ -186,7 +186,7 @@ def test_cli_no_probe_reaches_the_trainer(tmp_path: Path, monkeypatch: pytest.Mo
         seen.append(kwargs["probe"])
         raise Built  # stop before training
 
-    monkeypatch.setattr(run_cmd, "_check_data", lambda *a: None)
+    monkeypatch.setattr(initlab.study, "check_data", lambda *a, **k: None)
     monkeypatch.setattr(initlab.study, "engine_train_group", fake_engine_train_group)
     for i, extra in enumerate(([], ["--no-probe"])):
         with pytest.raises(Built):

@@ -59,18 +59,6 @@ def _check_positive(name: str, value: int | None, minimum: int = 1) -> None:
         raise InitlabError(f"{name} must be >= {minimum}, got {value}")
 
 
-def _writable_dir(path: Path) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".initlab-write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise InitlabError(f"cannot write to --out {str(path)!r} ({exc.strerror or exc}); "
-                           "choose a writable directory") from None
-    return path
-
-
 class Progress:
     """One status line: model-epochs done, ETA, and the latest val accuracy per scheme."""
 
@@ -153,19 +141,18 @@ class _ProgressSink:
         self._progress.update(c.scheme, c.seed, epoch, dict(metrics))
 
 
-def _check_data(study: Any, data_dir: str | None, download: bool) -> None:
-    """Fail fast (before any store is written) when a dataset cannot be loaded."""
-    from initlab.data import load_dataset
-
-    for ds, validation in {(c.dataset, c.validation) for c in study.cells}:
-        load_dataset(ds, data_dir=data_dir, validation=validation, limit_train=1, limit_val=1,
-                     download=download)
-
-
-def run(args: argparse.Namespace) -> int:
+def validate(args: argparse.Namespace) -> tuple[Any, Any, Path]:
+    """Check everything a run needs before anything is written: the flags, the device,
+    the optional extras asked for, the study (spec or preset and its overrides), that the
+    data loads and every model fits it, the output places (``--out``, ``--tensorboard``)
+    and, when ``--out`` holds a store already, that it is readable and holds this study.
+    Returns ``(config, study, out)``; raises a one-line :class:`InitlabError` and leaves
+    the file system as it was."""
     import dataclasses
 
-    from initlab.study import Store, engine_train_group, render_table, run_study, summarize
+    from initlab.outputs import check_output_dir
+    from initlab.study import check_data
+    from initlab.study.store import Store
 
     _check_positive("--seeds", args.seeds)
     _check_positive("--epochs", args.epochs)
@@ -180,31 +167,46 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, limit_train=args.limit_train or config.limit_train,
                                      limit_val=args.limit_val or config.limit_val)
     study = config.expand()
-    _check_data(study, args.data_dir, not args.no_download)
-    out = _writable_dir(Path(args.out) if args.out else Path("runs") / study.name)
+    check_data(study.cells, args.data_dir, download=not args.no_download)
+    out = check_output_dir(Path(args.out) if args.out else Path("runs") / study.name, "--out")
+    if args.tensorboard:
+        check_output_dir(args.tensorboard, "--tensorboard")
+    Store.check_resume(out, study)  # a damaged or foreign store, another study
+    return config, study, out
 
-    store = Store.create(out)
-    epochs = max(int(c.train.get("epochs", 10)) for c in study.cells)
-    store.attach(study)  # validates a resumed run dir up front; run_study attaches again (idempotent)
-    pending = len(store.pending_cells())
-    progress = Progress(pending * epochs, enabled=not args.quiet, every=pending)
-    print(f"initlab run: study {study.name!r}, {len(study.cells)} models "
-          f"({len(config.schemes)} schemes x {len(config.seeds)} seeds"
-          + (f" x {len(config.models)} models" if len(config.models) > 1 else "")
-          + (f" x {len(config.datasets)} datasets" if len(config.datasets) > 1 else "")
-          + f"), {epochs} epochs, device {args.device}, into {out}", file=sys.stderr)
-    train_group = engine_train_group(device=args.device, data_dir=args.data_dir, probe=not args.no_probe)
 
-    def tracked(cells: Any, sink: Any) -> None:
-        train_group(cells, _ProgressSink(sink, progress))
+def run(args: argparse.Namespace) -> int:
+    from initlab.study import Store, engine_train_group, render_table, run_study, summarize
 
+    config, study, out = validate(args)
     try:
-        result = run_study(study, store, tracked, max_group_size=args.max_group)
-    finally:
-        progress.close()
-    if result.skipped:
-        print(f"resumed: {result.skipped} finished model(s) skipped", file=sys.stderr)
-    print(render_table(summarize(store)))
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InitlabError(f"cannot create --out {str(out)!r} ({exc.strerror or exc}); "
+                           "choose a writable directory") from None
+    with Store.create(out) as store:
+        epochs = max(int(c.train.get("epochs", 10)) for c in study.cells)
+        store.attach(study)  # run_study attaches again (idempotent)
+        pending = len(store.pending_cells())
+        progress = Progress(pending * epochs, enabled=not args.quiet, every=pending)
+        print(f"initlab run: study {study.name!r}, {len(study.cells)} models "
+              f"({len(config.schemes)} schemes x {len(config.seeds)} seeds"
+              + (f" x {len(config.models)} models" if len(config.models) > 1 else "")
+              + (f" x {len(config.datasets)} datasets" if len(config.datasets) > 1 else "")
+              + f"), {epochs} epochs, device {args.device}, into {out}", file=sys.stderr)
+        train_group = engine_train_group(device=args.device, data_dir=args.data_dir,
+                                         probe=not args.no_probe)
+
+        def tracked(cells: Any, sink: Any) -> None:
+            train_group(cells, _ProgressSink(sink, progress))
+
+        try:
+            result = run_study(study, store, tracked, max_group_size=args.max_group)
+        finally:
+            progress.close()
+        if result.skipped:
+            print(f"resumed: {result.skipped} finished model(s) skipped", file=sys.stderr)
+        print(render_table(summarize(store)))
     print(f"wall time {result.wall:.1f} s; results in {out}", file=sys.stderr)
     return _after_run(out, args)
 

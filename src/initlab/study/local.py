@@ -36,11 +36,12 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from initlab.errors import InitlabError
 from initlab.study.cell import Cell
 from initlab.study.engine_sink import EngineSink
 from initlab.study.executor import StoreSink, TrainGroup
 
-__all__ = ["PROBES_META", "PROBE_ERRORS_META", "engine_train_group", "load_train_data"]
+__all__ = ["PROBES_META", "PROBE_ERRORS_META", "check_data", "engine_train_group", "load_train_data"]
 
 #: Store meta key of the recorded probes: ``{model_label: {dataset: ProbeResult.to_dict()}}``.
 PROBES_META = "probes"
@@ -58,6 +59,35 @@ def load_train_data(cell: Cell, data_dir: str | os.PathLike[str] | None = None) 
     ds = load_dataset(cell.dataset, data_dir=data_dir, validation=cell.validation,
                       limit_train=cell.limit_train, limit_val=cell.limit_val)
     return TrainData(ds.train.x, ds.train.y, ds.val.x, ds.val.y)
+
+
+def check_data(cells: Sequence[Cell], data_dir: str | os.PathLike[str] | None = None,
+               *, download: bool = True) -> None:
+    """Fail fast, before anything is written, when the cells' data cannot be loaded or
+    their models do not fit it: each dataset is loaded once with one example per split
+    (files found or fetched, checksums and headers checked), and every model must take
+    its images' pixel count as ``in_features`` and have an output per class."""
+    from initlab.data import load_dataset
+    from initlab.engine.models import MLPSpec
+
+    loaded: dict[tuple[str, Any], Any] = {}
+    for cell in cells:
+        where = (cell.dataset, cell.validation)
+        if where not in loaded:
+            loaded[where] = load_dataset(cell.dataset, data_dir=data_dir, validation=cell.validation,
+                                         limit_train=1, limit_val=1, download=download)
+        ds = loaded[where]
+        pixels = int(ds.train.x[0].numel())
+        classes = len(ds.classes)
+        spec = MLPSpec.from_dict(cell.model)
+        if spec.in_features != pixels:
+            raise InitlabError(
+                f"model {spec.label} takes in_features={spec.in_features}, but {cell.dataset} images "
+                f"have {pixels} pixels; set in_features = {pixels} in the spec's [model]")
+        if spec.out_features < classes:
+            raise InitlabError(
+                f"model {spec.label} has out_features={spec.out_features}, but {cell.dataset} has "
+                f"{classes} classes; set out_features = {classes} in the spec's [model]")
 
 
 def _plain_report(report: Any) -> dict[str, Any]:

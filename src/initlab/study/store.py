@@ -630,6 +630,37 @@ class Store:
 
     # -- study and cells ---------------------------------------------------------------
 
+    @classmethod
+    def check_resume(cls, run_dir: str | os.PathLike[str], study: Study) -> None:
+        """Check, read only and before anything is written, that ``study`` can be run into
+        ``run_dir``: no store there yet, or one that opening for writing would accept (the
+        same checks) and that is empty or holds ``study`` (else the one-line error of
+        :meth:`attach`). Nothing is created or changed."""
+        path = Path(run_dir) / DB_NAME
+        if not path.exists() and not path.is_symlink():
+            return
+        if path.is_dir():
+            raise InitlabError(f"{_q(path)} is a directory, not an initlab store; move it away "
+                               f"or use a new run directory")
+        wal = _sidecar(path, "-wal")
+        if _check_file(path) == 0 and not (wal.is_file() and wal.stat().st_size > 0):
+            return  # what a run that stopped before its first commit leaves; run initializes it
+        with cls._open_readonly(path, thorough=True) as store:
+            row = store._conn.execute("SELECT name, fingerprint FROM study").fetchone()
+            if row is not None:
+                store._check_same_study(store._conn, study, row)
+
+    def _check_same_study(self, c: sqlite3.Connection, study: Study, row: Sequence[Any]) -> None:
+        name, fingerprint = row
+        if fingerprint != study.fingerprint:
+            stored = {k for (k,) in c.execute("SELECT key FROM cells")}
+            common = len(stored & {cell.key for cell in study.cells})
+            raise InitlabError(
+                f"{str(self.run_dir)!r} holds a different study ({name!r}, {len(stored)} "
+                f"cells; this one has {len(study)}, {common} in common); use a new run "
+                f"directory, or the original settings to resume"
+            )
+
     def attach(self, study: Study) -> ResumeInfo:
         """Record ``study`` in an empty store, or resume it; see the module docstring."""
         with self._tx() as c:
@@ -651,15 +682,7 @@ class Store:
                     ],
                 )
                 return ResumeInfo(new=True, total=len(study), finished=0, reset=0)
-            name, fingerprint = row
-            if fingerprint != study.fingerprint:
-                stored = {k for (k,) in c.execute("SELECT key FROM cells")}
-                common = len(stored & {cell.key for cell in study.cells})
-                raise InitlabError(
-                    f"{str(self.run_dir)!r} holds a different study ({name!r}, {len(stored)} "
-                    f"cells; this one has {len(study)}, {common} in common); use a new run "
-                    f"directory, or the original settings to resume"
-                )
+            self._check_same_study(c, study, row)
             stale = [k for (k,) in c.execute(
                 "SELECT key FROM cells WHERE status IN ('running', 'failed')")]
             self._reset(c, stale)
