@@ -172,6 +172,10 @@ def apply(model: nn.Module, scheme: "str | Scheme", *, bias: Any = None, seed: i
     if not slots:
         raise InitlabError(f"{type(model).__name__} has no layer initlab can initialize "
                            "(Linear, Conv, ConvTranspose, Embedding, RNN/LSTM/GRU); check include=")
+    empty = next((slot for slot in slots if slot.param.numel() == 0), None)
+    if empty is not None:
+        raise InitlabError(f"{empty.name} has shape {tuple(empty.param.shape)}: no weights to "
+                           "initialize; give every layer at least one unit")
     report = InitReport(s.spec, seed, unsupported=unsupported)
     with torch.no_grad():
         for slot in slots:

@@ -178,7 +178,8 @@ def load_weights(model: nn.Module, path: str) -> None:
     import torch
 
     if not Path(path).is_file():
-        raise InitlabError(f"--weights file {path!r} does not exist; give a torch.save'd state_dict")
+        what = "is not a file" if Path(path).exists() else "does not exist"
+        raise InitlabError(f"--weights file {path!r} {what}; give a torch.save'd state_dict")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file

@@ -51,10 +51,10 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from initlab.errors import InitlabError
 
-    if not (args.tensorboard or args.wandb or args.format):
-        raise InitlabError("nothing to export; give --tensorboard DIR, --wandb or --format csv|parquet")
     if args.out and not args.format:
         raise InitlabError("--out is the directory of the tables; give --format csv or parquet with it")
+    if not (args.tensorboard or args.wandb or args.format):
+        raise InitlabError("nothing to export; give --tensorboard DIR, --wandb or --format csv|parquet")
     from initlab.report.extras import require
 
     # check every requested extra before doing any work

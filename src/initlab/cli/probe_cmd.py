@@ -103,8 +103,12 @@ def _model(args: argparse.Namespace, in_from_data: int | None) -> Any:
     width = 256 if args.width is None else args.width
     if depth < 1 or width < 1:
         raise InitlabError(f"--depth and --width must be >= 1, got {depth} and {width}")
+    for flag, value in (("--in-features", args.in_features), ("--out-features", args.out_features)):
+        if value is not None and value < 1:
+            raise InitlabError(f"{flag} must be >= 1, got {value}")
     in_features = args.in_features or in_from_data or 784
-    return MLPSpec(in_features, (width,) * depth, args.out_features or 10, args.activation or "relu", 0.0)
+    out_features = 10 if args.out_features is None else args.out_features
+    return MLPSpec(in_features, (width,) * depth, out_features, args.activation or "relu", 0.0)
 
 
 def run(args: argparse.Namespace) -> int:

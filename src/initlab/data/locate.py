@@ -102,7 +102,7 @@ def locate(
         raise explicit_root_error(roots[0][0], "does not exist")
     folder = find_folder(source, roots)
     if folder is None:
-        raise not_found_error(source, roots, hint="allow downloading (download=True)")
+        raise not_found_error(source, roots, hint="allow downloading (leave out --no-download; download=True)")
     return folder
 
 

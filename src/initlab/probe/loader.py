@@ -3,8 +3,9 @@
 The file is imported with :mod:`importlib` from its path under a private module name, with
 its own folder on ``sys.path`` while it is imported (so it can import its neighbours).
 Every failure is an :class:`~initlab.errors.InitlabError` with one line: the file does
-not exist, cannot be imported, has no such function, the function fails or returns
-something that is not an ``nn.Module``.
+not exist, cannot be imported, has no such function, the function fails, returns
+something that is not an ``nn.Module`` or a model with an empty (zero-unit) layer; the
+warnings the function raises are shown only when the model it returns is usable.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -72,13 +74,21 @@ def load_factory(target: str) -> Callable[[], nn.Module]:
                            "give a function returning an nn.Module")
 
     def factory() -> nn.Module:
-        try:
-            model = fn()
-        except Exception as exc:  # noqa: BLE001
-            raise InitlabError(f"{func}() in {str(path)!r} raised {_one_line(exc)}") from None
+        with warnings.catch_warnings(record=True) as said:  # shown only for a usable model
+            warnings.simplefilter("always")
+            try:
+                model = fn()
+            except Exception as exc:  # noqa: BLE001
+                raise InitlabError(f"{func}() in {str(path)!r} raised {_one_line(exc)}") from None
         if not isinstance(model, nn.Module):
             raise InitlabError(f"{func}() in {str(path)!r} returned {type(model).__name__}, not a torch "
                                "nn.Module; return the model")
+        empty = next(((n, p) for n, p in model.named_parameters() if p.numel() == 0), None)
+        if empty is not None:
+            raise InitlabError(f"{func}() in {str(path)!r} built {empty[0]} with shape "
+                               f"{tuple(empty[1].shape)}, no weights; give every layer at least one unit")
+        for w in said:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return model
 
     factory.__name__ = func

@@ -478,8 +478,9 @@ class Store:
         path = rd / DB_NAME
         if not create:
             if not rd.is_dir():
+                what = "is not a directory" if rd.exists() else "does not exist"
                 raise InitlabError(
-                    f"run directory {str(rd)!r} does not exist; pass a directory written by 'initlab run'"
+                    f"run directory {str(rd)!r} {what}; pass a directory written by 'initlab run'"
                 )
             if not path.exists() and not path.is_symlink():
                 raise InitlabError(
