@@ -176,6 +176,11 @@ CASES: list[Case] = [
     cli("run-max-group-zero", "run", "smoke", "--max-group", "0"),
     cli("run-device-tpu", "run", "smoke", "--device", "tpu"),
     cli("run-device-garbage", "run", "smoke", "--device", "cuda:x"),
+    cli("run-device-mps", "run", "smoke", "--device", "mps", match="not supported"),
+    cli("run-device-cpu-index", "run", "smoke", "--device", "cpu:3"),
+    cli("run-device-cuda-index", "run", "smoke", "--device", "cuda:99", match="cuda"),
+    *([] if torch.cuda.is_available() else [
+        cli("run-device-cuda-absent", "run", "smoke", "--device", "cuda", match="no CUDA device")]),
     cli("run-schemes-empty-item", "run", "smoke", "--schemes", "zeros,,he_normal"),
     cli("run-schemes-unknown", "run", "smoke", "--schemes", "he_normal,glorot"),
     cli("run-schemes-unbalanced", "run", "smoke", "--schemes", "uniform(a=-1,b=1"),

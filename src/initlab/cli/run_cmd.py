@@ -228,10 +228,15 @@ def _check_device(device: str) -> None:
         dev = torch.device(device)
     except RuntimeError:
         raise InitlabError(f"unknown --device {device!r}; use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InitlabError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
     if dev.type not in ("cpu", "cuda"):
         raise InitlabError(f"--device {device!r} is not supported; use cpu, cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InitlabError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InitlabError(f"--device {device!r}: torch sees {torch.cuda.device_count()} CUDA device(s), "
+                           f"numbered from 0; use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    if dev.type == "cpu" and dev.index not in (None, 0):
+        raise InitlabError(f"--device {device!r}: there is one CPU device; use --device cpu")
 
 
 def _after_run(out: Path, args: argparse.Namespace) -> int:
