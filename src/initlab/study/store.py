@@ -245,51 +245,31 @@ def _translate(path: Path, exc: sqlite3.DatabaseError) -> None:
         del err  # no reference cycle through this frame
 
 
+def _translating(name: str) -> Any:
+    """``sqlite3.Cursor.<name>``, with errors about the file turned into one line."""
+    method = getattr(sqlite3.Cursor, name)
+
+    def call(self: sqlite3.Cursor, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except sqlite3.DatabaseError as exc:
+            _translate(self.connection.store_path, exc)
+            raise
+
+    call.__name__ = name
+    return call
+
+
 class _Cursor(sqlite3.Cursor):
     """A cursor whose every step turns errors about the file into :func:`store_error`
     lines (SQLite reads pages lazily: damage can surface on any fetch)."""
 
-    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
-        try:
-            return super().execute(sql, parameters)
-        except sqlite3.DatabaseError as exc:
-            _translate(self.connection.store_path, exc)
-            raise
-
-    def executemany(self, sql: str, seq: Any, /) -> _Cursor:
-        try:
-            return super().executemany(sql, seq)
-        except sqlite3.DatabaseError as exc:
-            _translate(self.connection.store_path, exc)
-            raise
-
-    def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except sqlite3.DatabaseError as exc:
-            _translate(self.connection.store_path, exc)
-            raise
-
-    def fetchmany(self, size: int | None = None) -> list[Any]:
-        try:
-            return super().fetchmany(self.arraysize if size is None else size)
-        except sqlite3.DatabaseError as exc:
-            _translate(self.connection.store_path, exc)
-            raise
-
-    def fetchall(self) -> list[Any]:
-        try:
-            return super().fetchall()
-        except sqlite3.DatabaseError as exc:
-            _translate(self.connection.store_path, exc)
-            raise
-
-    def __next__(self) -> Any:
-        try:
-            return super().__next__()
-        except sqlite3.DatabaseError as exc:
-            _translate(self.connection.store_path, exc)
-            raise
+    execute = _translating("execute")
+    executemany = _translating("executemany")
+    fetchone = _translating("fetchone")
+    fetchmany = _translating("fetchmany")
+    fetchall = _translating("fetchall")
+    __next__ = _translating("__next__")
 
 
 class _Connection(sqlite3.Connection):
