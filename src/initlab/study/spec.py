@@ -99,6 +99,7 @@ class _Source:
 
     def __init__(self, text: str, name: str) -> None:
         self.lines = text.splitlines()
+        name = str(name)
         self.name = name if name.isprintable() else repr(name)  # messages stay one line
 
     def line_of(self, table: str, key: str | None = None, index: int | None = None) -> int | None:
@@ -365,15 +366,23 @@ def parse_spec(text: str, source: str = "<spec>", default_name: str = "study") -
 
 def load_spec(path: str | os.PathLike[str]) -> StudyConfig:
     """Read and parse a spec file (see the module docstring for the schema)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InitlabError(f"a spec file is given by its path, got {type(path).__name__}")
     p = Path(path)
-    if p.is_dir():
-        raise InitlabError(f"spec file {str(p)!r} is a directory; pass the path of a .toml study spec")
-    if not p.is_file():
-        raise InitlabError(f"spec file {str(p)!r} does not exist; pass the path of a .toml study spec")
     try:
+        if p.is_dir():
+            raise InitlabError(f"spec file {str(p)!r} is a directory; pass the path of a .toml study spec")
+        if not p.exists():
+            raise InitlabError(f"spec file {str(p)!r} does not exist; pass the path of a .toml study spec")
+        if not p.is_file():
+            raise InitlabError(f"spec file {str(p)!r} is not a regular file; pass the path of a .toml "
+                               "study spec")
         data = p.read_bytes()
-    except OSError as exc:
-        raise InitlabError(f"cannot read spec file {str(p)!r} ({exc.strerror or type(exc).__name__}); "
+    except (OSError, ValueError) as exc:  # e.g. no permission, or a null byte in the path
+        if isinstance(exc, InitlabError):
+            raise
+        reason = getattr(exc, "strerror", None) or " ".join(str(exc).split()) or type(exc).__name__
+        raise InitlabError(f"cannot read spec file {str(p)!r} ({reason}); "
                            "check the path and its permissions") from None
     try:
         text = data.decode("utf-8-sig")  # drops a byte-order mark
