@@ -15,14 +15,15 @@ own word to exactly what that framework does: ``keras:glorot_normal`` ->
 
 Spec strings
 ------------
-``name`` or ``name(v, ..., k=v, ...)``, at most :data:`MAX_SPEC_CHARS` characters.
+``name`` or ``name(v, ..., k=v, ...)``, at most 1000 characters (:data:`MAX_SPEC_CHARS`).
 Positional values fill the parameters in their declared order, keywords follow; a
 positional value after a keyword, a keyword given twice, ``*args`` and ``**kw`` are
 errors. A value is
 
 * a number: ``1``, ``0.5``, ``1e-3``, ``1_000``; a literal too large for a float
-  (``1e999``) is an error. The words ``inf`` and ``nan`` (any case) read as those floats,
-  but no built-in parameter accepts them: every number must be finite;
+  (``1e999``) is an error. The words ``inf``, ``-inf`` and ``nan`` (any case) read as those
+  floats, so that the parameter's check names them, but no built-in parameter accepts
+  them: every number must be finite;
 * a word: an identifier (``fan_out``, ``leaky_relu``) or a quoted string (``"fan_out"``);
   ``true``/``false``/``none`` (any case) are ``True``/``False``/``None``;
 * a constant: ``pi`` or ``e``;
@@ -31,7 +32,7 @@ errors. A value is
 
 Arithmetic is bounded: it is computed in float and every intermediate result must be
 finite; an exponent must satisfy ``|p| <= 1024`` (:data:`MAX_EXPONENT`); a value nests at
-most :data:`MAX_DEPTH` levels of operators, calls and parentheses. Division by zero,
+most 32 levels of operators, calls and parentheses (:data:`MAX_DEPTH`). Division by zero,
 ``sqrt`` of a negative number, a negative number to a fractional power, zero to a negative
 power, and arithmetic on words, booleans, ``inf`` or ``nan`` are errors. Anything else that
 Python's parser accepts (attribute access, subscripts, lambdas, comparisons, other calls,
@@ -45,7 +46,8 @@ bool; values are coerced to it) and its ``domains`` the valid values: a :class:`
 a number, a tuple of words for a word; ``order`` relates two parameters (``a <= b``).
 Every number must be finite and within the float32 range (``|x| <= 3.4e38``, a weight's
 dtype). :func:`get_scheme` checks them all, for spec strings and Python values alike,
-before the sampler is built, and names the parameter, the value and the valid range.
+before the sampler is built, and names the parameter, the value and the valid range (a
+nonlinearity name is checked by :func:`~initlab.schemes.gains.gain`, which knows them).
 """
 
 from __future__ import annotations
