@@ -22,6 +22,7 @@ import hashlib
 import os
 import shutil
 import signal
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -64,6 +65,7 @@ SPECS = {
     "limit_negative.toml": "[data]\nlimit_train = -1\n",
     "validation_word.toml": "[data]\nvalidation = 'half'\n",
     "models_and_model.toml": "[model]\nhidden = [8]\n[[models]]\nhidden = [4]\n",
+    "huge_model.toml": SPEC_OK + "[model]\nhidden = [1000000000]\n",
     "binary.toml": None,  # bytes that are not UTF-8, written by world()
 }
 
@@ -108,6 +110,12 @@ def api(id: str, call: Callable[[Path], Any], match: str = "") -> Case:
 def _model() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 16), torch.nn.ReLU(),
                                torch.nn.Linear(16, 10))
+
+
+def _empty_linear() -> torch.nn.Module:
+    with warnings.catch_warnings():  # torch: "Initializing zero-element tensors is a no-op"
+        warnings.simplefilter("ignore")
+        return torch.nn.Linear(0, 4)
 
 
 def _store(w: Path) -> None:
@@ -273,7 +281,7 @@ CASES: list[Case] = [
     api("api-get-scheme-string-kw", lambda w: initlab.get_scheme("normal", std="wide")),
     api("api-apply-lsuv-without-data", lambda w: initlab.apply(_model(), "lsuv"), match="data"),
     api("api-apply-not-a-module", lambda w: initlab.apply("model", "he_normal")),
-    api("api-apply-empty-layer", lambda w: initlab.apply(torch.nn.Linear(0, 4), "he_normal"), match="at least one"),
+    api("api-apply-empty-layer", lambda w: initlab.apply(_empty_linear(), "he_normal"), match="at least one"),
     api("api-check-unknown", lambda w: initlab.check(_model(), "he_normall")),
     api("api-load-spec-dir", lambda w: _load_spec(w, "specs/folder.toml")),
     api("api-load-spec-binary", lambda w: _load_spec(w, "specs/binary.toml")),

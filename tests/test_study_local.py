@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from initlab.engine.models import MLPSpec
+from initlab.errors import InitlabError
 from initlab.study import Store, StudyConfig, get_preset, run_study, summarize
 from initlab.study.local import engine_train_group
 
@@ -192,3 +193,31 @@ def test_cli_no_probe_reaches_the_trainer(tmp_path: Path, monkeypatch: pytest.Mo
         with pytest.raises(Built):
             main(["run", "smoke", "--out", str(tmp_path / str(i)), "--no-report", "--quiet", *extra])
     assert seen == [True, False]
+
+
+def test_memory_estimate_counts_parameters_steps_and_validation() -> None:
+    from initlab.engine.memory import training_bytes
+
+    spec = MLPSpec(in_features=10, hidden=(4,), out_features=3)
+    params = 10 * 4 + 4 + 4 * 3 + 3
+    want = 2 * (16 * params + 16 * 8 * (4 + 3) + 8 * 100 * 4)
+    assert training_bytes(spec, 2, batch_size=8, eval_batch_size=100) == want
+
+
+def test_a_study_too_big_for_the_device_is_refused_with_the_group_size_that_fits(monkeypatch) -> None:
+    import initlab.engine.memory as memory
+    from initlab.engine.memory import training_bytes
+    from initlab.study import check_memory
+
+    cells = StudyConfig(name="m", schemes=("zeros", "he_normal", "ones"), seeds=2,
+                        models=(MLPSpec(hidden=(64,)),)).expand().cells
+    one = training_bytes(MLPSpec(hidden=(64,)), 1, 128, 2048)
+    monkeypatch.setattr(memory, "device_bytes", lambda device: int(2.5 * one))
+    with pytest.raises(InitlabError, match="pass --max-group 2 or fewer"):
+        check_memory(cells, "cpu")
+    check_memory(cells, "cpu", max_group_size=2)
+    monkeypatch.setattr(memory, "device_bytes", lambda device: one // 2)
+    with pytest.raises(InitlabError, match="one model alone"):
+        check_memory(cells, "cpu", max_group_size=1)
+    monkeypatch.setattr(memory, "device_bytes", lambda device: None)  # unknown: no check
+    check_memory(cells, "cpu")

@@ -151,7 +151,7 @@ def validate(args: argparse.Namespace) -> tuple[Any, Any, Path]:
     import dataclasses
 
     from initlab.outputs import check_output_dir
-    from initlab.study import check_data
+    from initlab.study import check_data, check_memory
     from initlab.study.store import Store
 
     _check_positive("--seeds", args.seeds)
@@ -167,6 +167,7 @@ def validate(args: argparse.Namespace) -> tuple[Any, Any, Path]:
         config = dataclasses.replace(config, limit_train=args.limit_train or config.limit_train,
                                      limit_val=args.limit_val or config.limit_val)
     study = config.expand()
+    check_memory(study.cells, args.device, args.max_group)
     check_data(study.cells, args.data_dir, download=not args.no_download)
     out = check_output_dir(Path(args.out) if args.out else Path("runs") / study.name, "--out")
     if args.tensorboard:

@@ -18,7 +18,7 @@ from initlab.study.cell import Cell, Study, canonical_json, group_cells, group_k
 from initlab.study.config import ARTICLE_SCHEMES, StudyConfig, split_scheme_list
 from initlab.study.engine_sink import EngineSink
 from initlab.study.executor import RunResult, StoreSink, TrainGroup, run_study
-from initlab.study.local import check_data, engine_train_group
+from initlab.study.local import check_data, check_memory, engine_train_group
 from initlab.study.presets import PRESETS, get_preset, preset_names
 from initlab.study.spec import load_spec, parse_spec
 from initlab.study.store import DB_NAME, CellRecord, ResumeInfo, Store
@@ -42,6 +42,7 @@ __all__ = [
     "TrainGroup",
     "canonical_json",
     "check_data",
+    "check_memory",
     "engine_train_group",
     "get_preset",
     "group_cells",

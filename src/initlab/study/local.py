@@ -41,7 +41,8 @@ from initlab.study.cell import Cell
 from initlab.study.engine_sink import EngineSink
 from initlab.study.executor import StoreSink, TrainGroup
 
-__all__ = ["PROBES_META", "PROBE_ERRORS_META", "check_data", "engine_train_group", "load_train_data"]
+__all__ = ["PROBES_META", "PROBE_ERRORS_META", "check_data", "check_memory", "engine_train_group",
+           "load_train_data"]
 
 #: Store meta key of the recorded probes: ``{model_label: {dataset: ProbeResult.to_dict()}}``.
 PROBES_META = "probes"
@@ -88,6 +89,35 @@ def check_data(cells: Sequence[Cell], data_dir: str | os.PathLike[str] | None = 
             raise InitlabError(
                 f"model {spec.label} has out_features={spec.out_features}, but {cell.dataset} has "
                 f"{classes} classes; set out_features = {classes} in the spec's [model]")
+
+
+def check_memory(cells: Sequence[Cell], device: str = "cpu", max_group_size: int | None = None) -> None:
+    """Fail fast when a group of cells that trains together needs more memory than the
+    device has (:func:`initlab.engine.memory.training_bytes`, a lower bound, against
+    :func:`~initlab.engine.memory.device_bytes`), naming the ``--max-group`` that fits."""
+    from initlab.engine.config import TrainConfig
+    from initlab.engine.memory import device_bytes, training_bytes
+    from initlab.engine.models import MLPSpec
+    from initlab.study.cell import group_cells
+
+    total = device_bytes(device)
+    if total is None:
+        return
+    eval_chunk = TrainConfig().eval_batch_size
+    for group in group_cells(cells, max_group_size):
+        spec = MLPSpec.from_dict(group[0].model)
+        batch = int(group[0].train.get("batch_size", TrainConfig().batch_size))
+        need = training_bytes(spec, len(group), batch, eval_chunk)
+        if need <= total:
+            continue
+        one = training_bytes(spec, 1, batch, eval_chunk)
+        gib = f"{need / 2**30:.3g} GiB for {len(group)} model(s) of {spec.label}"
+        have = f"{device} has {total / 2**30:.3g} GiB"
+        if one > total:
+            raise InitlabError(f"training needs at least {gib}, and one model alone needs "
+                               f"{one / 2**30:.3g} GiB; {have}: use a smaller model")
+        raise InitlabError(f"training needs at least {gib} trained together; {have}: pass "
+                           f"--max-group {max(total // one, 1)} or fewer")
 
 
 def _plain_report(report: Any) -> dict[str, Any]:

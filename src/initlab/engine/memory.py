@@ -1,0 +1,53 @@
+"""How much memory training needs, and how much a device has: so that a study too big
+for the machine is refused before it starts, not by the allocator half-way.
+
+:func:`training_bytes` counts the buffers the batched engine allocates for K models of one
+:class:`~initlab.engine.models.MLPSpec` (float32 throughout):
+
+* per parameter: the weights, their gradients and Adam's two moments, ``4 x 4`` bytes;
+* per step: each layer's pre-activation, activation and gradient for the batch, and the
+  hidden layers' dropout masks, ``4 x 4`` bytes per sample and unit;
+* validation: the pre-activation and activation of the widest layer for one chunk of
+  ``eval_batch_size`` samples, ``2 x 4`` bytes per sample and unit (layers are evaluated
+  one after the other).
+
+It is a lower bound (the data, the recorders and the allocator's slack come on top), so a
+study it refuses could not have run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from initlab.engine.models import MLPSpec
+
+__all__ = ["device_bytes", "training_bytes"]
+
+_F32 = 4
+
+
+def training_bytes(spec: MLPSpec, models: int, batch_size: int, eval_batch_size: int) -> int:
+    """The bytes the engine's buffers take to train *models* models of *spec* (see the
+    module docstring)."""
+    widths = spec.widths
+    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    units = sum(widths[1:])
+    per_model = (4 * _F32 * params + 4 * _F32 * batch_size * units
+                 + 2 * _F32 * eval_batch_size * max(widths[1:]))
+    return models * per_model
+
+
+def device_bytes(device: str | torch.device) -> int | None:
+    """The total memory of *device* in bytes (the machine's RAM for the CPU), or ``None``
+    when it cannot be told."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return int(torch.cuda.get_device_properties(dev).total_memory)
+    if dev.type == "cpu":
+        try:
+            return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):  # not a POSIX system
+            return None
+    return None
