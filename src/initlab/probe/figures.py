@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from initlab.errors import InitlabError
-from initlab.probe.result import ProbeResult
+
+if TYPE_CHECKING:  # result.py imports this module for its methods
+    from initlab.probe.result import ProbeResult
 
 FIGURES = ("variance", "gradients", "jacobian")
 

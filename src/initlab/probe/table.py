@@ -12,9 +12,11 @@ units and ``erank`` the effective rank of the weight.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from initlab.probe.result import ProbeResult, SchemeProbe
+if TYPE_CHECKING:  # result.py imports this module for its methods
+    from initlab.probe.result import ProbeResult, SchemeProbe
+
 
 MAX_ROWS = 24  #: show every layer up to this many
 SAMPLE_ROWS = 12  #: rows shown for deeper networks

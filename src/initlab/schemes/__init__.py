@@ -6,15 +6,16 @@
 0.0439
 """
 
-from initlab.schemes.core import (
-    BIAS_RULES, DISTRIBUTIONS, TRUNC_STD_CORRECTION, Sampler, Scheme, variance_scaling,
-)
+from initlab.schemes.core import BIAS_RULES, DISTRIBUTIONS, TRUNC_STD_CORRECTION, Sampler, Scheme
 from initlab.schemes.fans import fan_for_mode, fans
 from initlab.schemes.gains import gain
 from initlab.schemes import laws
 from initlab.schemes.laws import Law
 from initlab.schemes.lsuv import LSUVScheme, LSUVStep
-from initlab.schemes.registry import Entry, entry, get_scheme, parse_spec, register, scheme_names
+from initlab.schemes.registry import (
+    Entry, entry, get_scheme, parse_spec, register, scheme_names, variance_scaling,
+)
+from initlab.schemes import library  # noqa: F401,E402  (registers the built-in schemes)
 
 __all__ = [
     "BIAS_RULES", "DISTRIBUTIONS", "TRUNC_STD_CORRECTION", "Entry", "LSUVScheme", "LSUVStep", "Law",

@@ -1,4 +1,5 @@
-"""The scheme abstraction and its one fan-based core, :func:`variance_scaling`.
+"""The scheme abstraction and its one fan-based core (built by name as
+:func:`~initlab.schemes.registry.variance_scaling`).
 
 A :class:`Sampler` is pure math: for a weight of a given shape (and fans) it gives the
 analytic :class:`~initlab.schemes.laws.Law` of each entry and fills a tensor in place
@@ -362,15 +363,3 @@ def _fmt(v: Any) -> str:
         return v
     return repr(v)
 
-
-def variance_scaling(scale: float = 1.0, mode: str = "fan_in",
-                     distribution: str = "truncated_normal") -> Scheme:
-    """The fan-based core: ``Var(w) = scale / fan(mode)`` drawn from *distribution*.
-
-    ``distribution`` is ``uniform``, ``normal`` (untruncated) or ``truncated_normal``
-    (variance-corrected, as Keras and JAX). Every Glorot/He/LeCun scheme, the article's
-    two recipes and the framework defaults are specializations of this.
-    """
-    from initlab.schemes.registry import get_scheme
-
-    return get_scheme("variance_scaling", scale=scale, mode=mode, distribution=distribution)

@@ -163,7 +163,6 @@ def register(entry: Entry) -> Entry:
 
 def scheme_names(*, aliases: bool = False) -> list[str]:
     """Canonical names in registration order (plus every alias when *aliases*)."""
-    _ensure_library()
     names = list(_REGISTRY)
     if aliases:
         names += [a for a in _ALIASES if a not in _REGISTRY]
@@ -172,7 +171,6 @@ def scheme_names(*, aliases: bool = False) -> list[str]:
 
 def entry(name: str) -> Entry:
     """The registry entry for a canonical name or alias."""
-    _ensure_library()
     canonical, _ = _resolve(name)
     return _REGISTRY[canonical]
 
@@ -477,7 +475,6 @@ def get_scheme(spec: "str | Scheme | Mapping[str, Any]", *args: Any, **params: A
     >>> get_scheme("uniform(a=-0.5, b=0.5)").spec
     'uniform(a=-0.5, b=0.5)'
     """
-    _ensure_library()
     if isinstance(spec, Scheme):
         if not args and not params:
             return spec
@@ -520,11 +517,12 @@ def get_scheme(spec: "str | Scheme | Mapping[str, Any]", *args: Any, **params: A
                           aliases=tuple(entry_aliases(e)))
 
 
-_LOADED = False
+def variance_scaling(scale: float = 1.0, mode: str = "fan_in",
+                     distribution: str = "truncated_normal") -> Scheme:
+    """The fan-based core: ``Var(w) = scale / fan(mode)`` drawn from *distribution*.
 
-
-def _ensure_library() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        import initlab.schemes.library  # noqa: F401  (registers the built-in schemes)
+    ``distribution`` is ``uniform``, ``normal`` (untruncated) or ``truncated_normal``
+    (variance-corrected, as Keras and JAX). Every Glorot/He/LeCun scheme, the article's
+    two recipes and the framework defaults are specializations of this.
+    """
+    return get_scheme("variance_scaling", scale=scale, mode=mode, distribution=distribution)
