@@ -15,7 +15,8 @@ unchanged (its moments are then meaningless, which is fine: it never resumes).
 
 Two implementations, same formulas:
 
-* ``"fused"``: ``torch._fused_adam_`` (the kernel behind ``torch.optim.Adam(fused=True)``),
+* ``"fused"``: ``torch._fused_adam_`` (the kernel behind ``torch.optim.Adam(fused=True)``,
+  called through :mod:`initlab.engine.torch_private`),
   one pass over memory: the fast path.  On CUDA it is called once per model with
   ``found_inf=frozen[k]``, which makes the kernel skip a frozen model on the device
   without a host sync; on CPU, where reading the flags is free, once for all K models
@@ -32,36 +33,9 @@ from typing import Sequence
 
 import torch
 
+from initlab.engine.torch_private import fused_adam_, fused_adam_available
+
 __all__ = ["StackedAdam", "fused_adam_available"]
-
-_FUSED_OK: dict[str, bool] = {}
-
-
-def fused_adam_available(device: torch.device) -> bool:
-    """Whether ``torch._fused_adam_`` with ``found_inf`` works on *device*'s type."""
-    key = device.type
-    if key not in _FUSED_OK:
-        try:
-            p = torch.zeros(2, device=device)
-            g = torch.ones(2, device=device)
-            m, v = torch.zeros_like(p), torch.zeros_like(p)
-            step = torch.ones((), device=device)
-            skip = torch.ones((), device=device)
-            torch._fused_adam_(
-                [p], [g], [m], [v], [], [step], lr=0.1, beta1=0.9, beta2=0.999,
-                weight_decay=0.0, eps=1e-7, amsgrad=False, maximize=False, found_inf=skip,
-            )
-            skipped = bool((p == 0).all())
-            skip.zero_()
-            torch._fused_adam_(
-                [p], [g], [m], [v], [], [step], lr=0.1, beta1=0.9, beta2=0.999,
-                weight_decay=0.0, eps=1e-7, amsgrad=False, maximize=False, found_inf=skip,
-            )
-            _FUSED_OK[key] = skipped and bool((p != 0).all())
-        except (AttributeError, RuntimeError, NotImplementedError, TypeError):
-            _FUSED_OK[key] = False
-    return _FUSED_OK[key]
-
 
 class StackedAdam:
     """Adam state and update for stacked parameters ``params`` (each ``[K, ...]``,
@@ -120,18 +94,12 @@ class StackedAdam:
             steps = [self._step_t] * len(self.params)
             if self._cpu and not frozen.any().item():
                 # on CPU reading the flags costs nothing: all alive, one call for all K
-                torch._fused_adam_(
-                    self.params, self.grads, self.exp_avg, self.exp_avg_sq, [], steps,
-                    lr=self.lr, beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps,
-                    amsgrad=False, maximize=False,
-                )
+                fused_adam_(self.params, self.grads, self.exp_avg, self.exp_avg_sq, steps,
+                            lr=self.lr, beta1=b1, beta2=b2, eps=self.eps)
                 return
             for k, (ps, gs, ms, vs) in enumerate(self._views):
-                torch._fused_adam_(
-                    ps, gs, ms, vs, [], steps,
-                    lr=self.lr, beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps,
-                    amsgrad=False, maximize=False, found_inf=frozen[k],
-                )
+                fused_adam_(ps, gs, ms, vs, steps, lr=self.lr, beta1=b1, beta2=b2, eps=self.eps,
+                            found_inf=frozen[k])
             return
         bc1 = 1 - b1**self.t
         bc2_sqrt = (1 - b2**self.t) ** 0.5

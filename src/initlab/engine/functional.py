@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from initlab.engine.stack import ParamStack
+from initlab.engine.torch_private import LEAKY_SLOPE, unary_backward
 
 __all__ = [
     "activation",
@@ -29,11 +30,6 @@ __all__ = [
     "evaluate",
 ]
 
-_aten = torch.ops.aten
-
-#: SELU constants (Klambauer et al. 2017), as in torch.nn.SELU.
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -46,7 +42,7 @@ def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
         "selu": torch.selu,
         "gelu": F.gelu,
         "silu": F.silu,
-        "leaky_relu": lambda z: F.leaky_relu(z, 0.01),
+        "leaky_relu": lambda z: F.leaky_relu(z, LEAKY_SLOPE),
         "linear": lambda z: z,
     }[name]
 
@@ -56,26 +52,11 @@ def activation_backward(
 ) -> torch.Tensor:
     """``grad * act'(z)`` given the pre-activation *z* and activation ``a = act(z)``.
 
-    Uses the same ATen backward kernels as autograd, so the result is bitwise the one
-    ``loss.backward()`` gives through the nn module.
+    Uses the same ATen backward kernels as autograd where this torch has them (so the
+    result is bitwise the one ``loss.backward()`` gives through the nn module), else
+    their public formulas (:mod:`initlab.engine.torch_private`).
     """
-    if name == "relu":
-        return _aten.threshold_backward(grad, a, 0)
-    if name == "tanh":
-        return _aten.tanh_backward(grad, a)
-    if name == "sigmoid":
-        return _aten.sigmoid_backward(grad, a)
-    if name == "selu":
-        return _aten.elu_backward(grad, _SELU_ALPHA, _SELU_SCALE, 1.0, False, z)
-    if name == "gelu":
-        return _aten.gelu_backward(grad, z)
-    if name == "silu":
-        return _aten.silu_backward(grad, z)
-    if name == "leaky_relu":
-        return _aten.leaky_relu_backward(grad, z, 0.01, False)
-    if name == "linear":
-        return grad
-    raise KeyError(name)
+    return unary_backward(name)(grad, z, a)
 
 
 def cross_entropy_sums(

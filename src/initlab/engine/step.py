@@ -50,10 +50,10 @@ from initlab.engine.functional import (
     run_calls,
 )
 from initlab.engine.stack import ParamStack
+from initlab.engine.torch_private import log_softmax_backward_into, threshold_backward_into
 
 __all__ = ["BatchedStep", "Workspace"]
 
-_aten = torch.ops.aten
 #: int64 elements per dropout-hash chunk on CPU (2 buffers of 1 MiB: in the L2 caches).
 _HASH_CHUNK = 2**17
 
@@ -263,9 +263,7 @@ class BatchedStep:
         # backward.  d(mean loss)/d logits by autograd's own kernels: nll_loss's backward
         # puts -1/b at the targets, then log_softmax's backward
         nll_grad = ws.dlog.zero_().scatter_(2, y3, ws.neg_inv_b)
-        d = _aten._log_softmax_backward_data.out(
-            nll_grad, logp, 2, torch.float32, out=ws.dlogits
-        )
+        d = log_softmax_backward_into(nll_grad, logp, 2, ws.dlogits)
         grads = self.grads
         for l in range(L - 1, -1, -1):
             if l == 0:
@@ -284,7 +282,7 @@ class BatchedStep:
                     da.mul_(self.scale)
                 # inputs[l] = relu(z) * mask is > 0 exactly where relu'(z) * mask is not
                 # 0, so this equals autograd's dropout-then-relu backward bit for bit
-                d = _aten.threshold_backward.grad_input(da, inputs[l], 0, grad_input=ws.dz[l - 1])
+                d = threshold_backward_into(da, inputs[l], ws.dz[l - 1])
             else:
                 z, h, mask = saved[l - 1]
                 if mask is not None:
