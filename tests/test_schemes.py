@@ -232,54 +232,7 @@ def test_spec_round_trip_and_config() -> None:
     ("normal(std=abc)", "must be a number"),
     ("uniform(a=1", "malformed"),
     ("variance_scaling(distribution=cauchy)", "unknown distribution"),
-])
-def test_bad_specs_raise_one_clear_line(spec: str, fragment: str) -> None:
-    with pytest.raises(InitlabError) as err:
-        get_scheme(spec)
-    assert fragment in str(err.value)
-    assert "\n" not in str(err.value)
-
-
-def test_unknown_name_is_keyerror_too() -> None:
-    with pytest.raises(UnknownNameError):
-        get_scheme("nope_nope")
-    with pytest.raises(KeyError):
-        get_scheme("nope_nope")
-
-
-@pytest.mark.parametrize("shape", [(), (10,)])
-@pytest.mark.parametrize("spec", ["he_normal", "glorot_uniform", "lecun_truncated_normal", "orthogonal",
-                                  "normal_recipe"])
-def test_fan_based_schemes_reject_0d_and_1d(spec: str, shape) -> None:
-    with pytest.raises(InitlabError, match="at least 2 dims"):
-        get_scheme(spec).init_(torch.empty(shape))
-    with pytest.raises(InitlabError, match="at least 2 dims"):
-        get_scheme(spec).law(shape)
-
-
-def test_non_fan_schemes_accept_vectors() -> None:
-    assert get_scheme("normal(std=2)").init_(torch.empty(10)).shape == (10,)
-    assert torch.all(get_scheme("zeros").init_(torch.empty(())) == 0)
-
-
-# ---- the spec grammar ------------------------------------------------------------------
-
-@pytest.mark.parametrize("spec,expected", [
-    ("normal(std=1/sqrt(784))", {"std": 1 / 28}),
-    ("uniform(-sqrt(6/1040), sqrt(6/1040))", {"a": -math.sqrt(6 / 1040), "b": math.sqrt(6 / 1040)}),
-    ("constant(-(1 + 2) * 3)", {"value": -9.0}),
-    ("constant(2**-3)", {"value": 0.125}),
-    ("constant(pi / e)", {"value": math.pi / math.e}),
-    ("constant(1_000)", {"value": 1000.0}),
-    ("he_normal(mode=\"fan_out\")", {"a": 0.0, "mode": "fan_out", "nonlinearity": "leaky_relu"}),
-    ("dirac(groups=2**3)", {"groups": 8}),
-])
-def test_spec_grammar_values(spec: str, expected: dict) -> None:
-    params = get_scheme(spec).params
-    assert {k: params[k] for k in expected} == pytest.approx(expected)
-
-
-@pytest.mark.parametrize("spec,fragment", [
+    # the spec grammar
     ("constant(value=9**9**9)", "exponent"),
     ("constant(value=2**2000)", "exponent"),
     ("constant(value=10**400)", "overflows"),
@@ -329,11 +282,50 @@ def test_spec_grammar_values(spec: str, expected: dict) -> None:
     ("uniform(a=1,, b=2)", "malformed"),
     ("(a=1)", "no name"),
 ])
-def test_spec_grammar_faults_are_one_line(spec: str, fragment: str) -> None:
+def test_bad_specs_raise_one_clear_line(spec: str, fragment: str) -> None:
     with pytest.raises(InitlabError) as err:
         get_scheme(spec)
     assert fragment in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_unknown_name_is_keyerror_too() -> None:
+    with pytest.raises(UnknownNameError):
+        get_scheme("nope_nope")
+    with pytest.raises(KeyError):
+        get_scheme("nope_nope")
+
+
+@pytest.mark.parametrize("shape", [(), (10,)])
+@pytest.mark.parametrize("spec", ["he_normal", "glorot_uniform", "lecun_truncated_normal", "orthogonal",
+                                  "normal_recipe"])
+def test_fan_based_schemes_reject_0d_and_1d(spec: str, shape) -> None:
+    with pytest.raises(InitlabError, match="at least 2 dims"):
+        get_scheme(spec).init_(torch.empty(shape))
+    with pytest.raises(InitlabError, match="at least 2 dims"):
+        get_scheme(spec).law(shape)
+
+
+def test_non_fan_schemes_accept_vectors() -> None:
+    assert get_scheme("normal(std=2)").init_(torch.empty(10)).shape == (10,)
+    assert torch.all(get_scheme("zeros").init_(torch.empty(())) == 0)
+
+
+# ---- the spec grammar ------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec,expected", [
+    ("normal(std=1/sqrt(784))", {"std": 1 / 28}),
+    ("uniform(-sqrt(6/1040), sqrt(6/1040))", {"a": -math.sqrt(6 / 1040), "b": math.sqrt(6 / 1040)}),
+    ("constant(-(1 + 2) * 3)", {"value": -9.0}),
+    ("constant(2**-3)", {"value": 0.125}),
+    ("constant(pi / e)", {"value": math.pi / math.e}),
+    ("constant(1_000)", {"value": 1000.0}),
+    ("he_normal(mode=\"fan_out\")", {"a": 0.0, "mode": "fan_out", "nonlinearity": "leaky_relu"}),
+    ("dirac(groups=2**3)", {"groups": 8}),
+])
+def test_spec_grammar_values(spec: str, expected: dict) -> None:
+    params = get_scheme(spec).params
+    assert {k: params[k] for k in expected} == pytest.approx(expected)
 
 
 # ---- parameter domains -----------------------------------------------------------------
