@@ -66,6 +66,9 @@ SPECS = {
     "validation_word.toml": "[data]\nvalidation = 'half'\n",
     "models_and_model.toml": "[model]\nhidden = [8]\n[[models]]\nhidden = [4]\n",
     "huge_model.toml": SPEC_OK + "[model]\nhidden = [1000000000]\n",
+    "momentum_with_adam.toml": "[train]\nmomentum = 0.9\n",
+    "unknown_optimizer.toml": "[train]\noptimizer = 'rmsprop'\n",
+    "nesterov_alone.toml": "[train]\noptimizer = 'sgd'\nnesterov = true\n",
     "binary.toml": None,  # bytes that are not UTF-8, written by world()
 }
 

@@ -249,6 +249,45 @@ def test_one_step_matches_reference_within_rounding(data):
             assert_trains_like(r, train_one(m, 4, d, cfg), m.state_dict(), d)
 
 
+@pytest.mark.parametrize("sgd", [
+    {"momentum": 0.0},
+    {"momentum": 0.9},
+    {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+])
+def test_sgd_matches_reference(data, sgd):
+    """SGD (plain, with momentum, Nesterov with weight decay) trains as the reference loop
+    with torch.optim.SGD does, to float32 rounding, shared and separate streams alike."""
+    cfg = dataclasses.replace(CFG, optimizer="sgd", lr=0.05, **sgd)
+    models, seeds = three_models(), [11, 12, 11]
+    results = train(models, seeds, data, cfg)
+    for m, s, r in zip(models, seeds, results):
+        ref = train_one(m, s, data, cfg)
+        assert_trains_like(r, ref, m.state_dict(), data)
+        assert (r.final_state["1.weight"] - m.state_dict()["1.weight"]).abs().max() > 1e-4
+
+
+def test_sgd_settings_change_the_trajectory(data):
+    """Momentum, Nesterov and weight decay each do something (no setting is ignored)."""
+    m = three_models()[0]
+    base = dataclasses.replace(CFG, optimizer="sgd", lr=0.05, momentum=0.9)
+    ref = train([m], [1], data, base)[0]
+    for other in ({"momentum": 0.0}, {"nesterov": True}, {"weight_decay": 0.1}):
+        assert_trains_apart(train([m], [1], data, dataclasses.replace(base, **other))[0], ref,
+                            m.state_dict(), data)
+
+
+def test_sgd_freezes_a_diverging_model_and_drops_its_buffers(data):
+    good = three_models()[0]
+    bad = init_model(MLPSpec(), "normal", 9)
+    with torch.no_grad():
+        bad[1].weight[0, 0] = float("nan")
+    cfg = dataclasses.replace(CFG, optimizer="sgd", lr=0.05, momentum=0.9)
+    mixed = train([good, bad, good], [1, 2, 1], data, cfg)
+    assert mixed[1].diverged and not mixed[0].diverged
+    assert_trains_like(mixed[0], train_one(good, 1, data, cfg), good.state_dict(), data)
+    assert_trains_like(mixed[2], mixed[0], good.state_dict(), data)
+
+
 def test_the_tolerance_tells_a_wrong_data_order_apart(data):
     """The rounding tolerance is no blanket: the same model and init with another seed
     (another data order and other dropout masks), or with the right seed but the data
@@ -627,6 +666,30 @@ def test_stacked_adam_freezes_models():
         torch.testing.assert_close(q[0], ref, rtol=0, atol=1e-6)
 
 
+def test_stacked_sgd_is_torch_sgd_and_freezes_models():
+    """Per model the update is torch.optim.SGD's, op for op (bit for bit: the same
+    elementwise kernels), over three steps with momentum, Nesterov and weight decay."""
+    from initlab.engine.sgd import StackedSGD
+
+    g = torch.Generator().manual_seed(3)
+    p = torch.randn(3, 4, 5, generator=g)
+    grads = [torch.randn(3, 4, 5, generator=g) for _ in range(3)]
+    q, gbuf = p.clone(), torch.empty_like(p)
+    opt = StackedSGD([q], [gbuf], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    ref = p[0].clone()
+    torch_opt = torch.optim.SGD([ref], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    for t, grad in enumerate(grads):
+        gbuf.copy_(grad)
+        if t == 1:
+            gbuf[1, 0, 0] = float("nan")
+        frozen = torch.tensor([0.0, 1.0 if t >= 1 else 0.0, 0.0])
+        opt.step(frozen)
+        ref.grad = grad[0].clone()
+        torch_opt.step()
+        assert torch.equal(q[0], ref)
+    assert torch.isfinite(q).all() and not torch.equal(q[1], p[1])
+
+
 def _rounding_bound(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Elementwise bound on how far two float32 evaluations of ``a @ b (+ bias)`` in any
     summation orders can lie apart: ``2 gamma_{n+1} (|a| @ |b| + |bias|)`` (Higham,
@@ -717,6 +780,12 @@ def test_infer_spec_round_trip_and_rejects_other_models():
         {"device": "tpu"},
         {"shuffle": "yes"},
         {"epochs": 2.5},
+        {"optimizer": "rmsprop"},
+        {"momentum": 0.9},
+        {"optimizer": "sgd", "momentum": 1.0},
+        {"optimizer": "sgd", "nesterov": True},
+        {"optimizer": "sgd", "weight_decay": -1e-4},
+        {"optimizer": "sgd", "weight_decay": float("inf")},
     ],
 )
 def test_bad_config_raises(kwargs):
@@ -729,6 +798,11 @@ def test_config_dict_round_trip():
     d = cfg.to_dict()
     assert d["betas"] == [0.8, 0.99] and d["eps"] == 1e-7
     assert TrainConfig.from_dict(d) == cfg
+    # the optimizer fields only where they differ from Adam's defaults (stable cell keys)
+    assert not {"optimizer", "momentum", "nesterov", "weight_decay"} & set(d)
+    sgd = TrainConfig(optimizer="sgd", momentum=0.9, nesterov=True)
+    assert sgd.to_dict()["momentum"] == 0.9 and "weight_decay" not in sgd.to_dict()
+    assert TrainConfig.from_dict(sgd.to_dict()) == sgd
     with pytest.raises(InitlabError, match="unknown training field"):
         TrainConfig.from_dict({"epochs": 1, "optimiser": "sgd"})
 
@@ -758,6 +832,8 @@ def test_bad_inputs_raise(data):
         train([m], [1], data, {"epochs": 1})
     with pytest.raises(InitlabError, match="adam must be"):
         train([m], [1], data, CFG, adam="sgd")
+    with pytest.raises(InitlabError, match="Adam's kernel"):
+        train([m], [1], data, TrainConfig(optimizer="sgd"), adam="fused")
     if not torch.cuda.is_available():
         with pytest.raises(InitlabError, match="CUDA is not available"):
             train([m], [1], data, TrainConfig(device="cuda"))

@@ -152,7 +152,10 @@ def test_config_canonicalizes_schemes_and_datasets() -> None:
 
 def test_config_train_settings_follow_trainconfig() -> None:
     cfg = StudyConfig(train={"epochs": 4, "lr": 0.01})
-    assert set(cfg.train) == set(train_fields())
+    # every setting, but the optimizer's at their (Adam) defaults: see TrainConfig.to_dict
+    assert set(cfg.train) == set(train_fields()) - {"optimizer", "momentum", "nesterov", "weight_decay"}
+    sgd = StudyConfig(train={"optimizer": "sgd", "momentum": 0.9})
+    assert set(sgd.train) == set(train_fields()) - {"nesterov", "weight_decay"}
     assert not set(EXECUTION_FIELDS) & set(cfg.train)
     assert TrainConfig.from_dict({**cfg.train, "device": "cpu"}).lr == 0.01
     assert cfg.epochs == 4
@@ -222,3 +225,13 @@ def test_presets_are_fresh_and_named() -> None:
         assert get_preset(name).name == name
     with pytest.raises(UnknownNameError, match="deep"):
         get_preset("dep")
+
+
+def test_cell_keys_of_the_presets_do_not_change_between_versions() -> None:
+    """A run directory of an earlier initlab resumes only if its cells keep their keys:
+    settings added later (the optimizer's) must not enter the keys at their defaults."""
+    from initlab.study import get_preset
+
+    assert get_preset("seed").expand().fingerprint == "bb65a3d9e56db723"
+    assert get_preset("seed").expand().cells[0].key == "1edcd5aaffbdb5e1"
+    assert get_preset("deep").expand().fingerprint == "f581246e21d0e31c"

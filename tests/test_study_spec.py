@@ -249,3 +249,15 @@ def test_long_header_lines_do_not_backtrack() -> None:
 
 def test_log_every_zero_means_no_step_records() -> None:
     assert parse_spec("[train]\nlog_every = 0\n").train["log_every"] == 0
+
+
+def test_sgd_settings_in_train() -> None:
+    cfg = parse_spec('[train]\noptimizer = "sgd"\nlr = 0.01\nmomentum = 0.9\nnesterov = true\n',
+                     source="v.toml")
+    assert (cfg.train["optimizer"], cfg.train["momentum"], cfg.train["nesterov"]) == ("sgd", 0.9, True)
+    cells = cfg.expand().cells
+    assert all(c.train["optimizer"] == "sgd" for c in cells)
+    # Adam studies keep the cell keys they had before the optimizer settings existed
+    assert "optimizer" not in parse_spec("[study]\nseeds = 1\n").expand().cells[0].train
+    with pytest.raises(InitlabError, match=r"^v.toml:1: \[train\]: .*momentum is an SGD setting"):
+        parse_spec("[train]\nmomentum = 0.9\n", source="v.toml")

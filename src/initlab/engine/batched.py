@@ -16,7 +16,8 @@ Each model nevertheless trains exactly as it would alone
   seed).  The stack keeps each stream's models next to each other; results come back in
   input order;
 * batches follow Keras: ``ceil(N / batch_size)`` steps per epoch, the last one partial;
-* its own Adam state (:class:`~initlab.engine.adam.StackedAdam`);
+* its own optimizer state: Adam (:class:`~initlab.engine.adam.StackedAdam`) or SGD with
+  momentum (:class:`~initlab.engine.sgd.StackedSGD`);
 * the loss is the batch mean of ``-log_softmax(z)[y]``; gradients are computed with
   autograd's own kernels, in autograd's order.
 
@@ -140,6 +141,9 @@ class _BatchedRun:
         spec = check_inputs(models, seeds, data, config)
         if adam_impl not in ("auto", "fused", "foreach"):
             raise InitlabError(f"adam must be 'auto', 'fused' or 'foreach', got {adam_impl!r}")
+        if adam_impl == "fused" and config.optimizer != "adam":
+            raise InitlabError(f"adam='fused' chooses Adam's kernel, but the optimizer is "
+                               f"{config.optimizer!r}; leave adam at 'auto'")
         if adam_impl == "fused" and not fused_adam_available(config.torch_device):
             raise InitlabError(
                 "adam='fused' needs torch._fused_adam_ (torch >= 2.4 on CPU); use adam='auto'"

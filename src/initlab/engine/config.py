@@ -17,7 +17,14 @@ import torch
 
 from initlab.errors import InitlabError
 
-__all__ = ["TrainConfig"]
+__all__ = ["OPTIMIZERS", "TrainConfig"]
+
+#: The optimizers the engine implements.
+OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+#: Settings of SGD only, with their (neutral) defaults.
+_SGD_ONLY: dict[str, Any] = {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
+#: Fields left out of :meth:`TrainConfig.to_dict` at their defaults.
+_OPTIMIZER_DEFAULTS: dict[str, Any] = {"optimizer": "adam", **_SGD_ONLY}
 
 
 def _is_int(x: Any) -> bool:
@@ -35,8 +42,21 @@ class TrainConfig:
     batch_size:
         Samples per optimizer step.  As in Keras, the last partial batch of each epoch is
         used, so an epoch has ``ceil(N / batch_size)`` steps (469 for 60000 / 128).
-    lr, betas:
-        Adam step size and moment decay rates (Kingma & Ba 2015, Algorithm 1).
+    optimizer:
+        ``"adam"`` (the article's, default) or ``"sgd"``: stochastic gradient descent with
+        optional (Nesterov) momentum and L2 weight decay, exactly ``torch.optim.SGD``
+        (dampening 0): ``d = g + weight_decay * p``; ``buf = momentum * buf + d`` (``buf =
+        d`` at the first step); ``d = d + momentum * buf`` with ``nesterov``, else ``d =
+        buf``; ``p -= lr * d``.  The classic initialization results (He et al. 2015,
+        Glorot & Bengio 2010) are stated for SGD.
+    lr:
+        Step size of either optimizer.
+    momentum, nesterov, weight_decay:
+        SGD's momentum in [0, 1), Nesterov's variant (needs ``momentum > 0``) and its L2
+        weight decay (>= 0).  They are SGD's only: with Adam they must keep their
+        defaults (0, False, 0).
+    betas:
+        Adam's moment decay rates (Kingma & Ba 2015, Algorithm 1).
     eps:
         Adam's epsilon, **1e-7 as in Keras** (``tf.keras.optimizers.Adam(epsilon=1e-7)``),
         not PyTorch's 1e-8.  It is added to the bias-corrected ``sqrt(v_hat)`` exactly
@@ -69,6 +89,10 @@ class TrainConfig:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-7
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
     log_every: int = 50
     shuffle: bool = True
     device: str = "cpu"
@@ -106,6 +130,7 @@ class TrainConfig:
             )
         if not isinstance(self.shuffle, bool):
             raise InitlabError(f"TrainConfig.shuffle must be True or False, got {self.shuffle!r}")
+        self._check_optimizer()
         try:
             dev = torch.device(self.device)
         except (RuntimeError, TypeError):
@@ -116,6 +141,36 @@ class TrainConfig:
             raise InitlabError(
                 f"TrainConfig.device {self.device!r} is not supported; use 'cpu' or 'cuda'"
             )
+
+    def _check_optimizer(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise InitlabError(f"TrainConfig.optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                               f"got {self.optimizer!r}")
+        m, wd = self.momentum, self.weight_decay
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 <= m < 1.0:
+            raise InitlabError(f"TrainConfig.momentum must be a number in [0, 1), got {m!r}")
+        if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not (math.isfinite(wd) and wd >= 0):
+            raise InitlabError(f"TrainConfig.weight_decay must be a finite number >= 0, got {wd!r}")
+        if not isinstance(self.nesterov, bool):
+            raise InitlabError(f"TrainConfig.nesterov must be True or False, got {self.nesterov!r}")
+        object.__setattr__(self, "momentum", float(m))
+        object.__setattr__(self, "weight_decay", float(wd))
+        if self.optimizer == "sgd" and self.nesterov and m == 0:
+            raise InitlabError("TrainConfig.nesterov needs momentum > 0 (as torch.optim.SGD); "
+                               "set momentum, e.g. 0.9")
+        if self.optimizer != "sgd":
+            given = [k for k, v in _SGD_ONLY.items() if getattr(self, k) != v]
+            if given:
+                raise InitlabError(f"TrainConfig.{given[0]} is an SGD setting; set optimizer = "
+                                   f"'sgd' with it, or leave it out for {self.optimizer}")
+
+    @classmethod
+    def check_field(cls, name: str, value: Any) -> None:
+        """Check one field on its own (a line of a spec file): an SGD setting is checked as
+        SGD's; the rules that tie fields together are checked when the whole
+        configuration is built."""
+        context: dict[str, Any] = {"optimizer": "sgd", "momentum": 0.5} if name in _SGD_ONLY else {}
+        cls.from_dict({**context, name: value})
 
     @property
     def torch_device(self) -> torch.device:
@@ -132,8 +187,14 @@ class TrainConfig:
         return -(-n_train // self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as plain values.  The optimizer fields (added after the first
+        studies were stored) appear only where they differ from their defaults, so a
+        study's cells keep the keys they had before they existed."""
         d = asdict(self)
         d["betas"] = list(self.betas)
+        for name, default in _OPTIMIZER_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod

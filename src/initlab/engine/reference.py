@@ -89,7 +89,12 @@ def train_one(
     net = copy.deepcopy(model).to(device=dev, dtype=torch.float32)
     net.train()
     g = torch.Generator(device=dev).manual_seed(int(seed))
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
+    if config.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            net.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+            weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
     N, B = Xtr.shape[0], config.batch_size
     spe = config.steps_per_epoch(N)
     total = spe * config.epochs

@@ -15,7 +15,8 @@ over epochs and does the bookkeeping.  Per step, for all K models at once:
    rounding of the batched matrix products: see :mod:`initlab.engine.batched`);
 6. divergence: ``loss_sum + sum(gradients)`` must be finite, else the model is frozen from
    this step on (its update skipped on the device, no host sync);
-7. Adam (:class:`~initlab.engine.adam.StackedAdam`).
+7. the update: Adam (:class:`~initlab.engine.adam.StackedAdam`) or SGD
+   (:class:`~initlab.engine.sgd.StackedSGD`), as ``TrainConfig.optimizer`` says.
 
 Nothing computed for one model reads another model's values, so a frozen (NaN) model does
 not affect the others.  All activations and gradients live in buffers preallocated per
@@ -49,6 +50,7 @@ from initlab.engine.functional import (
     bmm_calls,
     run_calls,
 )
+from initlab.engine.sgd import StackedSGD
 from initlab.engine.stack import ParamStack
 from initlab.engine.torch_private import log_softmax_backward_into, threshold_backward_into
 
@@ -128,9 +130,13 @@ class BatchedStep:
         self.p = spec.dropout
         self.scale = keep_scale(self.p) if self.p > 0 else 1.0
         self._buffers(sizes)
-        self.adam = StackedAdam(
-            stack.params(), self.grads, lr=config.lr, betas=config.betas, eps=config.eps, impl=adam
-        )
+        self.optimizer: StackedAdam | StackedSGD
+        if config.optimizer == "sgd":
+            self.optimizer = StackedSGD(stack.params(), self.grads, lr=config.lr, momentum=config.momentum,
+                                        nesterov=config.nesterov, weight_decay=config.weight_decay)
+        else:
+            self.optimizer = StackedAdam(stack.params(), self.grads, lr=config.lr, betas=config.betas,
+                                         eps=config.eps, impl=adam)
 
     def _buffers(self, sizes: Sequence[int] | None) -> None:
         K, dev = self.stack.K, self.device
@@ -157,7 +163,7 @@ class BatchedStep:
         of *sizes*."""
         self.stack = stack
         self._buffers(sizes)
-        self.adam.select(keep, stack.params(), self.grads)
+        self.optimizer.select(keep, stack.params(), self.grads)
 
     def _workspace(self, b: int) -> Workspace:
         ws = self.ws.get(b)
@@ -295,4 +301,4 @@ class BatchedStep:
         torch.sum(ws.gsums, 0, out=row[2])
         self.alive &= torch.isfinite(row[0] + row[2])
         torch.logical_not(self.alive, out=self.frozen)
-        self.adam.step(self.frozen)
+        self.optimizer.step(self.frozen)

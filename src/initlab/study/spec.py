@@ -33,6 +33,8 @@ named, else from the defaults shown, which are the article's settings)::
     list = ["zeros", "he_normal", "uniform(a=-0.5, b=0.5)"]   # default: the article's seven
 
     [train]                    # TrainConfig settings except epochs (in [study]) and device
+    optimizer = "adam"         # or "sgd" (torch.optim.SGD), with momentum = 0.9,
+                               # nesterov = true, weight_decay = 1e-4 (SGD only)
     lr = 0.001
     batch_size = 128
     eps = 1e-7                 # Adam epsilon; Keras' default, as in the article
@@ -356,8 +358,11 @@ def parse_spec(text: str, source: str = "<spec>", default_name: str = "study") -
         with src.at("train", key):
             if key == "betas":
                 _check_betas(value)
-            TrainConfig.from_dict({key: value})
+            TrainConfig.check_field(key, value)
         train_kw[key] = value
+    if train:
+        with src.at("train"):  # the rules that tie settings together (SGD's settings)
+            TrainConfig.from_dict(train_kw)
     kw["train"] = train_kw
 
     with src.at(""):
