@@ -69,6 +69,8 @@ SPECS = {
     "momentum_with_adam.toml": "[train]\nmomentum = 0.9\n",
     "unknown_optimizer.toml": "[train]\noptimizer = 'rmsprop'\n",
     "nesterov_alone.toml": "[train]\noptimizer = 'sgd'\nnesterov = true\n",
+    "unknown_schedule.toml": "[train]\nschedule = 'onecycle'\n",
+    "negative_warmup.toml": "[train]\nwarmup_epochs = -2\n",
     "binary.toml": None,  # bytes that are not UTF-8, written by world()
 }
 

@@ -288,6 +288,52 @@ def test_sgd_freezes_a_diverging_model_and_drops_its_buffers(data):
     assert_trains_like(mixed[2], mixed[0], good.state_dict(), data)
 
 
+def _torch_factors(make, steps: int, per_epoch: int = 1) -> list[float]:
+    """The lr factors a torch scheduler gives over *steps* steps (stepped every
+    *per_epoch* steps)."""
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=1.0)
+    sched = make(opt)
+    out = []
+    for t in range(1, steps + 1):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if t % per_epoch == 0:
+            sched.step()
+    return out
+
+
+def test_lr_schedules_are_torchs_schedulers():
+    from torch.optim import lr_scheduler as S
+
+    spe, epochs = 4, 6
+    T = spe * epochs
+    cfg = TrainConfig(epochs=epochs, optimizer="sgd", schedule="cosine")
+    assert [cfg.lr_factor(t, spe) for t in range(1, T + 1)] == pytest.approx(
+        _torch_factors(lambda o: S.CosineAnnealingLR(o, T_max=T), T), abs=1e-12)
+    cfg = TrainConfig(epochs=epochs, schedule="step", gamma=0.5, step_epochs=2)
+    assert [cfg.lr_factor(t, spe) for t in range(1, T + 1)] == pytest.approx(
+        _torch_factors(lambda o: S.StepLR(o, step_size=2, gamma=0.5), T, per_epoch=spe), abs=1e-12)
+    cfg = TrainConfig(epochs=epochs, warmup_epochs=1.5)  # W = 6 steps
+    assert [cfg.lr_factor(t, spe) for t in range(1, T + 1)] == pytest.approx(
+        _torch_factors(lambda o: S.LinearLR(o, start_factor=1 / 6, total_iters=5), T), abs=1e-12)
+    assert TrainConfig(epochs=epochs).lr_factor(7, spe) == 1.0
+
+
+@pytest.mark.parametrize("train_kw", [
+    {"optimizer": "sgd", "momentum": 0.9, "schedule": "cosine", "warmup_epochs": 0.5},
+    {"schedule": "step", "gamma": 0.5, "step_epochs": 1},
+])
+def test_lr_schedules_match_reference(data, train_kw):
+    cfg = dataclasses.replace(CFG, lr=0.05 if train_kw.get("optimizer") == "sgd" else 1e-3, **train_kw)
+    models, seeds = three_models()[::2], [3, 4]
+    for m, s, r in zip(models, seeds, train(models, seeds, data, cfg)):
+        assert_trains_like(r, train_one(m, s, data, cfg), m.state_dict(), data)
+    constant = dataclasses.replace(cfg, schedule="constant", warmup_epochs=0.0)
+    assert_trains_apart(train(models[:1], seeds[:1], data, constant)[0],
+                        train_one(models[0], seeds[0], data, cfg), models[0].state_dict(), data, factor=2)
+
+
 def test_the_tolerance_tells_a_wrong_data_order_apart(data):
     """The rounding tolerance is no blanket: the same model and init with another seed
     (another data order and other dropout masks), or with the right seed but the data
@@ -786,6 +832,10 @@ def test_infer_spec_round_trip_and_rejects_other_models():
         {"optimizer": "sgd", "nesterov": True},
         {"optimizer": "sgd", "weight_decay": -1e-4},
         {"optimizer": "sgd", "weight_decay": float("inf")},
+        {"schedule": "exponential"},
+        {"schedule": "step", "gamma": 0.0},
+        {"schedule": "step", "step_epochs": 0},
+        {"warmup_epochs": -1},
     ],
 )
 def test_bad_config_raises(kwargs):

@@ -153,9 +153,11 @@ def test_config_canonicalizes_schemes_and_datasets() -> None:
 def test_config_train_settings_follow_trainconfig() -> None:
     cfg = StudyConfig(train={"epochs": 4, "lr": 0.01})
     # every setting, but the optimizer's at their (Adam) defaults: see TrainConfig.to_dict
-    assert set(cfg.train) == set(train_fields()) - {"optimizer", "momentum", "nesterov", "weight_decay"}
-    sgd = StudyConfig(train={"optimizer": "sgd", "momentum": 0.9})
-    assert set(sgd.train) == set(train_fields()) - {"nesterov", "weight_decay"}
+    later = {"optimizer", "momentum", "nesterov", "weight_decay", "schedule", "gamma", "step_epochs",
+             "warmup_epochs"}
+    assert set(cfg.train) == set(train_fields()) - later
+    sgd = StudyConfig(train={"optimizer": "sgd", "momentum": 0.9, "schedule": "cosine"})
+    assert set(sgd.train) == set(train_fields()) - later | {"optimizer", "momentum", "schedule"}
     assert not set(EXECUTION_FIELDS) & set(cfg.train)
     assert TrainConfig.from_dict({**cfg.train, "device": "cpu"}).lr == 0.01
     assert cfg.epochs == 4

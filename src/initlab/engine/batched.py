@@ -313,6 +313,7 @@ class _BatchedRun:
             keys = torch.stack([draw_keys(g, self.spe) for g in self.gens], 1)  # [steps, U]
             B = cfg.batch_size
             for s in range(self.spe):
+                self.stepper.optimizer.lr = cfg.lr * cfg.lr_factor(self.step + 1, self.spe)
                 self.stepper(perms[:, s * B : (s + 1) * B], keys[s], self.hist[self.step])
                 self.step += 1
                 log = cfg.log_every and self.step % cfg.log_every == 0

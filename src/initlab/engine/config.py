@@ -17,14 +17,18 @@ import torch
 
 from initlab.errors import InitlabError
 
-__all__ = ["OPTIMIZERS", "TrainConfig"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig"]
 
 #: The optimizers the engine implements.
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 #: Settings of SGD only, with their (neutral) defaults.
 _SGD_ONLY: dict[str, Any] = {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
-#: Fields left out of :meth:`TrainConfig.to_dict` at their defaults.
-_OPTIMIZER_DEFAULTS: dict[str, Any] = {"optimizer": "adam", **_SGD_ONLY}
+#: The learning-rate schedules (:meth:`TrainConfig.lr_factor`).
+SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
+#: Fields left out of :meth:`TrainConfig.to_dict` at their defaults (added after the first
+#: studies were stored: their cells keep their keys).
+_OPTIMIZER_DEFAULTS: dict[str, Any] = {"optimizer": "adam", **_SGD_ONLY, "schedule": "constant",
+                                       "gamma": 0.1, "step_epochs": 30, "warmup_epochs": 0.0}
 
 
 def _is_int(x: Any) -> bool:
@@ -55,6 +59,15 @@ class TrainConfig:
         SGD's momentum in [0, 1), Nesterov's variant (needs ``momentum > 0``) and its L2
         weight decay (>= 0).  They are SGD's only: with Adam they must keep their
         defaults (0, False, 0).
+    schedule, gamma, step_epochs, warmup_epochs:
+        The learning rate of step ``t`` (1-based, of ``T`` in all, ``spe`` per epoch) is
+        ``lr * lr_factor(t)`` (:meth:`lr_factor`), for either optimizer:
+        ``"constant"`` (default) 1; ``"step"`` ``gamma ** floor(e / step_epochs)`` with ``e
+        = (t - 1) // spe`` the step's 0-based epoch (``torch.optim.lr_scheduler.StepLR``
+        stepped per epoch); ``"cosine"`` ``(1 + cos(pi (t - 1) / T)) / 2``
+        (``CosineAnnealingLR(T_max=T)`` stepped per step).  ``warmup_epochs`` ``w > 0``
+        multiplies that by ``min(1, t / W)`` with ``W = ceil(w spe)`` steps (a linear
+        warm-up from ``1/W``, ``LinearLR(start_factor=1/W, total_iters=W-1)``).
     betas:
         Adam's moment decay rates (Kingma & Ba 2015, Algorithm 1).
     eps:
@@ -93,6 +106,10 @@ class TrainConfig:
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0
+    schedule: str = "constant"
+    gamma: float = 0.1
+    step_epochs: int = 30
+    warmup_epochs: float = 0.0
     log_every: int = 50
     shuffle: bool = True
     device: str = "cpu"
@@ -131,6 +148,7 @@ class TrainConfig:
         if not isinstance(self.shuffle, bool):
             raise InitlabError(f"TrainConfig.shuffle must be True or False, got {self.shuffle!r}")
         self._check_optimizer()
+        self._check_schedule()
         try:
             dev = torch.device(self.device)
         except (RuntimeError, TypeError):
@@ -164,6 +182,35 @@ class TrainConfig:
                 raise InitlabError(f"TrainConfig.{given[0]} is an SGD setting; set optimizer = "
                                    f"'sgd' with it, or leave it out for {self.optimizer}")
 
+    def _check_schedule(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise InitlabError(f"TrainConfig.schedule must be one of {', '.join(SCHEDULES)}, "
+                               f"got {self.schedule!r}")
+        g, se, w = self.gamma, self.step_epochs, self.warmup_epochs
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0.0 < g <= 1.0:
+            raise InitlabError(f"TrainConfig.gamma must be a number in (0, 1], got {g!r}")
+        if not _is_int(se) or se < 1:
+            raise InitlabError(f"TrainConfig.step_epochs must be an integer >= 1, got {se!r}")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and w >= 0):
+            raise InitlabError(f"TrainConfig.warmup_epochs must be a finite number >= 0, got {w!r}")
+        object.__setattr__(self, "gamma", float(g))
+        object.__setattr__(self, "warmup_epochs", float(w))
+
+    def lr_factor(self, step: int, steps_per_epoch: int) -> float:
+        """The factor of ``lr`` at optimizer step *step* (1-based) of a run of
+        ``epochs * steps_per_epoch`` steps (see the class docstring)."""
+        total = self.epochs * steps_per_epoch
+        if self.schedule == "step":
+            factor = self.gamma ** ((step - 1) // steps_per_epoch // self.step_epochs)
+        elif self.schedule == "cosine":
+            factor = 0.5 * (1.0 + math.cos(math.pi * (step - 1) / total)) if total else 1.0
+        else:
+            factor = 1.0
+        if self.warmup_epochs > 0:
+            warmup = math.ceil(self.warmup_epochs * steps_per_epoch)
+            factor *= min(1.0, step / warmup)
+        return factor
+
     @classmethod
     def check_field(cls, name: str, value: Any) -> None:
         """Check one field on its own (a line of a spec file): an SGD setting is checked as
@@ -187,9 +234,9 @@ class TrainConfig:
         return -(-n_train // self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as plain values.  The optimizer fields (added after the first
-        studies were stored) appear only where they differ from their defaults, so a
-        study's cells keep the keys they had before they existed."""
+        """The fields as plain values.  The optimizer and schedule fields (added after the
+        first studies were stored) appear only where they differ from their defaults, so
+        a study's cells keep the keys they had before they existed."""
         d = asdict(self)
         d["betas"] = list(self.betas)
         for name, default in _OPTIMIZER_DEFAULTS.items():

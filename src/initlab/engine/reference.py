@@ -151,6 +151,8 @@ def train_one(
                 record(epoch, t0, (_NAN, _NAN), True)
                 res.final_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
                 return res
+            for group in opt.param_groups:
+                group["lr"] = config.lr * config.lr_factor(step + 1, spe)
             opt.step()
             step += 1
             b = y.shape[0]

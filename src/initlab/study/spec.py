@@ -35,6 +35,8 @@ named, else from the defaults shown, which are the article's settings)::
     [train]                    # TrainConfig settings except epochs (in [study]) and device
     optimizer = "adam"         # or "sgd" (torch.optim.SGD), with momentum = 0.9,
                                # nesterov = true, weight_decay = 1e-4 (SGD only)
+    schedule = "constant"      # or "step" (gamma = 0.1 every step_epochs = 30) or "cosine";
+    warmup_epochs = 0          # linear warm-up over this many epochs (TrainConfig.lr_factor)
     lr = 0.001
     batch_size = 128
     eps = 1e-7                 # Adam epsilon; Keras' default, as in the article
