@@ -4,11 +4,14 @@ Every input, random text or a structured near-valid spec, must either parse or r
 :class:`~initlab.errors.InitlabError` with a one-line message, and no input may take more
 than a second (hypothesis' ``deadline``). The budgets are fixed and the runs derandomized
 (and write no example database), so the file is reproducible and runs in well under 30 s.
+``INITLAB_FUZZ_SCALE=N`` multiplies every budget by N and draws fresh random inputs, for a
+deeper search by hand (CI runs the fixed budgets).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Callable
 
 from hypothesis import HealthCheck, given, settings
@@ -21,9 +24,13 @@ from initlab.study.spec import VALID_KEYS, parse_spec as parse_study_spec
 
 
 
+#: Budget multiplier for a deeper search by hand (1, derandomized, in CI).
+SCALE = int(os.environ.get("INITLAB_FUZZ_SCALE", "1"))
+
+
 def fuzz(max_examples: int) -> settings:
     """A fixed, derandomized budget; one input may take at most a second."""
-    return settings(max_examples=max_examples, deadline=1000, derandomize=True, database=None,
+    return settings(max_examples=max_examples * SCALE, deadline=1000, derandomize=SCALE == 1, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
