@@ -279,6 +279,12 @@ CASES: list[Case] = [
     cli("check-weights-directory", "check", "models.py:mlp", "--scheme", "he_normal", "--weights", "empty-dir",
         match="not a file"),
     cli("check-model-not-module", "check", "models.py:not_a_module", "--scheme", "he_normal"),
+    # --- plugins (users' own schemes), on any command
+    cli("plugin-missing", "schemes", "--plugin", "nope.py", match="does not exist"),
+    cli("plugin-directory", "probe", "--plugin", "empty-dir", match="not a file"),
+    cli("plugin-raises", "check", "--scheme", "he_normal", "--plugin", "plugin_raises.py", match="failed"),
+    cli("plugin-collides", "run", "smoke", "--plugin", "plugin_collides.py", match="already registered"),
+    cli("run-spec-plugin-missing", "run", "specs/plugin_missing.toml", match="does not exist"),
     # --- the Python API
     api("api-get-scheme-power", lambda w: initlab.get_scheme("constant(val=9**9**9)")),
     api("api-get-scheme-type", lambda w: initlab.get_scheme(42)),
@@ -297,6 +303,9 @@ CASES: list[Case] = [
     api("api-train-config-lr", lambda w: _config(lr=float("inf"))),
     api("api-probe-wrong-shape", lambda w: _probe(w, torch.randn(8, 3, 5, 5))),
     api("api-probe-no-schemes", lambda w: initlab.probe(_model(), torch.randn(8, 784), schemes=[])),
+    api("api-load-plugin-missing", lambda w: initlab.load_plugin(w / "nope.py")),
+    api("api-register-taken-name", lambda w: initlab.register_scheme(
+        "glorot_uniform", sample=print, law=print, formula="", source=""), match="already registered"),
 ]
 
 
@@ -327,6 +336,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (specs / "folder.toml").mkdir()
     (w / "models.py").write_text(MODELS)
     (w / "broken.py").write_text("def f(:\n    return 1\n")
+    (w / "plugin_raises.py").write_text("raise RuntimeError('a plugin that breaks')\n")
+    (w / "plugin_collides.py").write_text(
+        "import initlab\ninitlab.register_scheme('he_normal', sample=print, law=print, formula='', source='')\n")
+    (specs / "plugin_missing.toml").write_text("[study]\nplugins = ['nope.py']\n")
     (w / "garbage.pt").write_bytes(os.urandom(512))
     torch.save(torch.zeros(3), w / "tensor.pt")
     torch.save({"1.weight": torch.zeros(5, 5)}, w / "wrong_shape.pt")

@@ -4,7 +4,17 @@ from pathlib import Path
 
 import pytest
 
+from initlab import plugins
+from initlab.schemes import registry
 from initlab.study import load_spec
+
+
+@pytest.fixture(autouse=True)
+def own_registry(monkeypatch):
+    """A spec's plugins register into a copy of the registry, not the other tests'."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
+    monkeypatch.setattr(plugins, "_LOADED", {})
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
 

@@ -13,8 +13,11 @@ from initlab.apply import InitReport, LayerRecord, apply  # noqa: E402
 from initlab.check import CheckReport, check, identify  # noqa: E402
 from initlab.errors import InitlabError  # noqa: E402
 from initlab.probe import probe  # noqa: E402  (signal propagation at init)
-from initlab.schemes import Scheme, get_scheme, scheme_names  # noqa: E402
+from initlab.schemes import Scheme, get_scheme, register_scheme, scheme_names  # noqa: E402
+from initlab.plugins import load_entry_points, load_plugin  # noqa: E402
+
+load_entry_points()  # installed packages' schemes (entry-point group initlab.schemes)
 
 
 __all__ = ["CheckReport", "InitReport", "InitlabError", "LayerRecord", "Scheme", "__version__", "apply",
-           "check", "get_scheme", "identify", "probe", "scheme_names"]
+           "check", "get_scheme", "identify", "load_plugin", "probe", "register_scheme", "scheme_names"]

@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"initlab.cli.{name}_cmd")
         module.add_parser(sub)
+    for command in sub.choices.values():  # every command loads users' schemes the same way
+        command.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                             help="load a Python file that registers schemes (initlab.register_scheme); "
+                                  "repeatable")
     return parser
 
 
@@ -47,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
     try:
+        from initlab.plugins import load_plugin
+
+        for path in getattr(args, "plugin", []):
+            load_plugin(path)
         return int(args.func(args) or 0)
     except InitlabError as exc:
         print(f"initlab: error: {exc}", file=sys.stderr)

@@ -16,9 +16,11 @@ from initlab.schemes.registry import (
     Entry, entry, get_scheme, parse_spec, register, scheme_names, variance_scaling,
 )
 from initlab.schemes import library  # noqa: F401,E402  (registers the built-in schemes)
+from initlab.schemes.custom import register_scheme  # noqa: E402
+from initlab.schemes.registry import Range  # noqa: E402
 
 __all__ = [
     "BIAS_RULES", "DISTRIBUTIONS", "TRUNC_STD_CORRECTION", "Entry", "LSUVScheme", "LSUVStep", "Law",
     "Sampler", "Scheme", "entry", "fan_for_mode", "fans", "gain", "get_scheme", "laws", "parse_spec",
-    "register", "scheme_names", "variance_scaling",
+    "Range", "register", "register_scheme", "scheme_names", "variance_scaling",
 ]

@@ -5,6 +5,8 @@ named, else from the defaults shown, which are the article's settings)::
 
     [study]
     name = "my-study"          # default: the preset's name, else the file name without .toml
+    plugins = ["my_schemes.py"]  # files registering schemes of your own (initlab.plugins),
+                               # relative to this file; loaded before [schemes] is read
     preset = "seed"            # start from a preset (seed, deep, smoke); the rest overrides it
     seeds = 3                  # a count N <= 10000 (seeds 0..N-1) or a list such as
                                # [0, 5, 7] (distinct integers in [0, 2**63))
@@ -84,7 +86,7 @@ _MODEL_KEYS = tuple(MLPSpec.__dataclass_fields__)
 #: Valid keys per table ("" is the top level).
 VALID_KEYS: dict[str, tuple[str, ...]] = {
     "": ("study", "data", "model", "models", "schemes", "train"),
-    "study": ("name", "preset", "seeds", "epochs"),
+    "study": ("name", "preset", "seeds", "epochs", "plugins"),
     "data": ("dataset", "datasets", "validation", "limit_train", "limit_val"),
     "model": _MODEL_KEYS,
     "models": _MODEL_KEYS,
@@ -249,11 +251,23 @@ def _tomllib_location(exc: tomllib.TOMLDecodeError) -> tuple[str, int | None, in
     return (getattr(exc, "msg", None) or msg), line, col
 
 
-def parse_spec(text: str, source: str = "<spec>", default_name: str = "study") -> StudyConfig:
+def _load_plugins(paths: Any, base_dir: str | os.PathLike[str] | None) -> None:
+    from initlab.plugins import load_plugin
+
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p.strip() for p in paths):
+        raise InitlabError(f"plugins must be a list of Python file paths, got {paths!r}")
+    for path in paths:
+        load_plugin(Path(base_dir or ".") / Path(path).expanduser())
+
+
+def parse_spec(text: str, source: str = "<spec>", default_name: str = "study",
+               base_dir: str | os.PathLike[str] | None = None) -> StudyConfig:
     """Parse a spec's TOML ``text`` into a validated :class:`StudyConfig`.
 
     ``source`` names the text in error messages; ``default_name`` is the study name when
-    neither ``[study] name`` nor a preset gives one.
+    neither ``[study] name`` nor a preset gives one; ``[study] plugins`` paths are relative
+    to ``base_dir`` (the spec file's folder; default the working directory) and are
+    loaded (:func:`initlab.plugins.load_plugin`) before the schemes are read.
     """
     if not isinstance(text, str):
         raise InitlabError(f"a study spec is TOML text (a str), got {type(text).__name__}")
@@ -280,6 +294,9 @@ def parse_spec(text: str, source: str = "<spec>", default_name: str = "study") -
     schemes = _table(src, doc, "schemes")
     train = _table(src, doc, "train")
 
+    if "plugins" in study:
+        with src.at("study", "plugins"):
+            _load_plugins(study["plugins"], base_dir)
     base = StudyConfig()
     if "preset" in study:
         with src.at("study", "preset"):
@@ -397,4 +414,4 @@ def load_spec(path: str | os.PathLike[str]) -> StudyConfig:
         name, line = _Source("", str(p)).name, data.count(b"\n", 0, exc.start) + 1
         raise InitlabError(f"{name}:{line}: the spec file is not UTF-8 text (byte 0x{data[exc.start]:02x} "
                            f"at offset {exc.start}); save it as UTF-8") from None
-    return parse_spec(text, source=str(p), default_name=p.stem)
+    return parse_spec(text, source=str(p), default_name=p.stem, base_dir=p.parent)
