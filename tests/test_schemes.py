@@ -394,3 +394,50 @@ def test_config_dicts() -> None:
     for bad in [{"name": "uniform", "params": 3}, {"name": "uniform", "params": {1: 2}}, {"name": 3}]:
         with pytest.raises(InitlabError):
             get_scheme(bad)
+
+
+# ---- dialects: each framework's own words, as its documentation states them --------------
+
+@pytest.mark.parametrize("spec,canonical,params", [
+    # Keras 3 keras/src/initializers/__init__.py: "normal" -> RandomNormal, "uniform" ->
+    # RandomUniform, "zero" -> Zeros, "one" -> Ones; RandomNormal(mean=0.0, stddev=0.05),
+    # RandomUniform(minval=-0.05, maxval=0.05)
+    ("keras:normal", "normal", {"mean": 0.0, "std": 0.05}),
+    ("keras:uniform", "uniform", {"a": -0.05, "b": 0.05}),
+    ("keras:zero", "zeros", {}),
+    ("keras:one", "ones", {}),
+    ("keras:random_normal(stddev=0.1)", "normal", {"std": 0.1}),
+    ("keras:random_uniform(minval=-1, maxval=2)", "uniform", {"a": -1.0, "b": 2.0}),
+    ("keras:truncated_normal(stddev=0.2)", "truncated_normal", {"std": 0.2}),
+    # jax.nn.initializers: uniform(scale=1e-2) is U[0, scale); normal(stddev=1e-2);
+    # xavier_* / kaiming_* are glorot_* / he_* (the normal ones truncated)
+    ("jax:uniform", "uniform", {"a": 0.0, "b": 0.01}),
+    ("jax:normal(stddev=0.5)", "normal", {"std": 0.5}),
+    ("jax:xavier_uniform", "glorot_uniform", {}),
+    ("jax:xavier_normal", "glorot_truncated_normal", {}),
+    ("jax:kaiming_uniform", "he_uniform", {}),
+    ("jax:kaiming_normal", "he_truncated_normal", {}),
+    # torch.nn.init: in-place names end in "_"; constant_(tensor, val)
+    ("torch:kaiming_normal_", "he_normal", {}),
+    ("torch:xavier_uniform_", "glorot_uniform", {}),
+    ("torch:constant_(val=0.3)", "constant", {"value": 0.3}),
+])
+def test_a_framework_word_means_what_the_framework_does(spec, canonical, params):
+    s = get_scheme(spec)
+    assert s.name == canonical
+    assert {k: s.params[k] for k in params} == pytest.approx(params)
+
+
+def test_keras_variance_scaling_reads_normal_as_truncated():
+    """Keras' VarianceScaling: distribution 'normal' is the legacy word for the truncated
+    normal, 'untruncated_normal' the plain one; JAX's variance_scaling calls the plain one
+    'normal' (as initlab does)."""
+    fam = lambda spec: get_scheme(spec).law((256, 784)).family  # noqa: E731
+    assert fam("keras:variance_scaling(distribution=normal)") == "truncated_normal"
+    assert fam("keras:variance_scaling(distribution=truncated_normal)") == "truncated_normal"
+    assert fam("keras:variance_scaling(distribution=untruncated_normal)") == "normal"
+    assert fam("jax:variance_scaling(distribution=normal)") == "normal"
+    k = get_scheme("keras:variance_scaling(scale=2.0, mode=fan_avg, distribution=untruncated_normal)")
+    assert k.law((256, 784)).std == pytest.approx(get_scheme("glorot_normal(gain=sqrt(2))").law((256, 784)).std)
+    with pytest.raises(InitlabError, match="distribution"):
+        get_scheme("keras:variance_scaling(distribution=cauchy)")

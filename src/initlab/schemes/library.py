@@ -47,12 +47,18 @@ def _sampler_for(dist: str):
     return build_glorot, build_he, build_lecun
 
 
+#: Keras' VarianceScaling distribution words, in initlab's (Keras reads the legacy
+#: 'normal' as 'truncated_normal'; its plain normal is 'untruncated_normal').
+KERAS_DISTRIBUTIONS = {"truncated_normal": "truncated_normal", "normal": "truncated_normal",
+                       "untruncated_normal": "normal", "uniform": "uniform"}
+
+
 def _register_all() -> None:
     # --- the article's schemes -------------------------------------------------------
     register(Entry("zeros", lambda: ConstantSampler(0.0), {}, "w = 0", f"{ARTICLE}; {TORCH}.zeros_",
-                   group="article", aliases=("zero", "torch:zeros", "keras:zeros", "jax:zeros")))
+                   group="article", aliases=("zero", "torch:zeros", "keras:zeros", "keras:zero", "jax:zeros")))
     register(Entry("ones", lambda: ConstantSampler(1.0), {}, "w = 1", f"{ARTICLE}; {TORCH}.ones_",
-                   group="article", aliases=("one", "torch:ones", "keras:ones", "jax:ones")))
+                   group="article", aliases=("one", "torch:ones", "keras:ones", "keras:one", "jax:ones")))
     register(Entry("uniform_0_1", lambda: UniformSampler(0.0, 1.0), {}, "w ~ U[0, 1]", ARTICLE,
                    group="article", aliases=("uniform01", "u01")))
     register(Entry("uniform_centered", lambda: UniformSampler(-0.5, 0.5), {}, "w ~ U[-0.5, 0.5]", ARTICLE,
@@ -72,14 +78,17 @@ def _register_all() -> None:
     register(Entry("constant", lambda value: ConstantSampler(value), {"value": 0.0}, "w = value",
                    f"{TORCH}.constant_", aliases=("torch:constant", "keras:constant", "jax:constant")))
     register(Entry("uniform", lambda a, b: UniformSampler(a, b), {"a": 0.0, "b": 1.0}, "w ~ U[a, b]",
-                   f"{TORCH}.uniform_ (defaults [0, 1]); Keras RandomUniform (defaults [-0.05, 0.05])",
+                   f"{TORCH}.uniform_ (defaults [0, 1]); Keras RandomUniform (defaults [-0.05, 0.05]); "
+                   f"{JAX}.uniform (U[0, 0.01))",
                    aliases=("torch:uniform",), order=(("a", "<=", "b"),),
-                   dialects={"keras:random_uniform": {"a": -0.05, "b": 0.05}}))
+                   dialects={"keras:random_uniform": {"a": -0.05, "b": 0.05},
+                             "keras:uniform": {"a": -0.05, "b": 0.05}, "jax:uniform": {"a": 0.0, "b": 0.01}}))
     register(Entry("normal", lambda mean, std: NormalSampler(mean, std), {"mean": 0.0, "std": 1.0},
                    "w ~ N(mean, std^2)",
                    f"{TORCH}.normal_ (std 1); Keras RandomNormal (std 0.05); jax normal (std 0.01)",
                    aliases=("torch:normal", "gaussian"), domains={"std": NON_NEGATIVE},
-                   dialects={"keras:random_normal": {"std": 0.05}, "jax:normal": {"std": 0.01}}))
+                   dialects={"keras:random_normal": {"std": 0.05}, "keras:normal": {"std": 0.05},
+                             "jax:normal": {"std": 0.01}}))
     register(Entry("trunc_normal", lambda mean, std, a, b: TruncNormalSampler(mean, std, a, b),
                    {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},
                    "w ~ N(mean, std^2) restricted to [a, b] (absolute bounds; std NOT corrected)",
@@ -100,28 +109,39 @@ def _register_all() -> None:
                    {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
                    "Var(w) = scale / fan(mode); uniform: U(+-sqrt(3 Var)); normal: N(0, sqrt(Var)); "
                    "truncated_normal: N(0, sqrt(Var)/0.8796) cut at +-2 of its std",
-                   f"{KERAS}.VarianceScaling; {JAX}.variance_scaling", group="fan",
-                   aliases=("keras:variance_scaling", "jax:variance_scaling"),
+                   f"{JAX}.variance_scaling (its 'normal' is untruncated, as here)", group="fan",
+                   aliases=("jax:variance_scaling",),
                    domains={"scale": NON_NEGATIVE, "mode": MODES, "distribution": DISTRIBUTIONS}))
+    register(Entry("keras_variance_scaling",
+                   lambda scale, mode, distribution: VS(scale, mode, KERAS_DISTRIBUTIONS[distribution]),
+                   {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
+                   "Keras' words: 'normal' and 'truncated_normal' are the variance-corrected truncated "
+                   "normal, 'untruncated_normal' the plain one, 'uniform' U(+-sqrt(3 Var))",
+                   f"{KERAS}.VarianceScaling (Keras reads distribution='normal' as 'truncated_normal')",
+                   group="framework", aliases=("keras:variance_scaling",),
+                   domains={"scale": NON_NEGATIVE, "mode": MODES,
+                            "distribution": tuple(KERAS_DISTRIBUTIONS)}))
     dists = {"uniform": "uniform", "normal": "normal", "truncated_normal": "truncated_normal"}
     for suffix, dist in dists.items():
         build_glorot, build_he, build_lecun = _sampler_for(dist)
         shape_txt = {"uniform": "U(+-sqrt(3) s)", "normal": "N(0, s)",
                      "truncated_normal": "N(0, s/0.8796) cut at +-2 std (Var = s^2)"}[suffix]
         g_alias = {"uniform": ("xavier_uniform", "torch:xavier_uniform", "keras:glorot_uniform",
-                               "jax:glorot_uniform"),
+                               "jax:glorot_uniform", "jax:xavier_uniform"),
                    "normal": ("xavier_normal", "torch:xavier_normal"),
                    "truncated_normal": ("xavier_truncated_normal", "keras:glorot_normal",
-                                        "jax:glorot_normal")}[suffix]
+                                        "jax:glorot_normal", "jax:xavier_normal")}[suffix]
         register(Entry(f"glorot_{suffix}", build_glorot, {"gain": 1.0},
                        f"w ~ {shape_txt}, s = gain * sqrt(2/(fan_in+fan_out))",
                        GLOROT + {"uniform": f"; {TORCH}.xavier_uniform_; Keras/JAX glorot_uniform",
                                  "normal": f"; {TORCH}.xavier_normal_ (Keras/JAX glorot_normal are truncated)",
                                  "truncated_normal": "; Keras/JAX glorot_normal"}[suffix],
                        group="fan", aliases=g_alias, domains={"gain": NON_NEGATIVE}))
-        h_alias = {"uniform": ("kaiming_uniform", "torch:kaiming_uniform", "keras:he_uniform", "jax:he_uniform"),
+        h_alias = {"uniform": ("kaiming_uniform", "torch:kaiming_uniform", "keras:he_uniform", "jax:he_uniform",
+                               "jax:kaiming_uniform"),
                    "normal": ("kaiming_normal", "torch:kaiming_normal"),
-                   "truncated_normal": ("kaiming_truncated_normal", "keras:he_normal", "jax:he_normal")}[suffix]
+                   "truncated_normal": ("kaiming_truncated_normal", "keras:he_normal", "jax:he_normal",
+                                        "jax:kaiming_normal")}[suffix]
         register(Entry(f"he_{suffix}", build_he, {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu"},
                        f"w ~ {shape_txt}, s = gain(nonlinearity, a) / sqrt(fan(mode)); "
                        "gain = sqrt(2/(1+a^2)) for leaky_relu",

@@ -179,8 +179,19 @@ def entry_aliases(e: Entry) -> list[str]:
     return [*e.aliases, *e.dialects]
 
 
+#: Parameter words of a framework's own initializers, in initlab's (``keras:random_normal(
+#: stddev=0.1)``, ``keras:random_uniform(minval=-1, maxval=1)``, ``torch:constant_(val=0.3)``).
+FRAMEWORK_WORDS: dict[str, dict[str, str]] = {
+    "keras": {"stddev": "std", "minval": "a", "maxval": "b"},
+    "jax": {"stddev": "std"},
+    "torch": {"val": "value"},
+}
+
+
 def _resolve(name: str) -> tuple[str, dict[str, Any]]:
     key = name.strip().lower().replace("-", "_") if ":" not in name else name.strip().lower()
+    if key.startswith("torch:") and key.endswith("_") and key not in _ALIASES:
+        key = key[:-1]  # torch's in-place names: torch:kaiming_normal_ is torch:kaiming_normal
     hit = _ALIASES.get(key) or _ALIASES.get(name.strip().lower())
     if hit is None:
         raise UnknownNameError(
@@ -501,7 +512,8 @@ def get_scheme(spec: "str | Scheme | Mapping[str, Any]", *args: Any, **params: A
         raise InitlabError(f"{canonical} takes {len(keys)} parameter(s) ({', '.join(keys) or 'none'}), "
                            f"got {len(pos)} positional values")
     given = dict(zip(keys, pos))
-    for k, v in {**skw, **params}.items():
+    words = FRAMEWORK_WORDS.get(name.strip().lower().partition(":")[0], {}) if ":" in name else {}
+    for k, v in {words.get(k, k) if k not in e.defaults else k: v for k, v in {**skw, **params}.items()}.items():
         if k in given:
             raise InitlabError(f"{canonical}: {k} given twice")
         given[k] = v
