@@ -340,6 +340,19 @@ def _check_file(path: Path) -> int:
     return size
 
 
+def _holds_data(path: Path) -> bool:
+    """Whether a store file is at *path* with something in it or in its ``-wal`` (a missing
+    or zero-byte store holds nothing: opening it for writing initializes it). A directory
+    in its place is a one-line :class:`InitlabError`."""
+    if path.is_dir():
+        raise InitlabError(f"{_q(path)} is a directory, not an initlab store; move it away "
+                           f"or use a new run directory")
+    if not path.exists() and not path.is_symlink():
+        return False
+    wal = _sidecar(path, "-wal")
+    return _check_file(path) > 0 or (wal.is_file() and wal.stat().st_size > 0)
+
+
 def _dir_writable(directory: Path) -> bool:
     return os.access(directory, os.W_OK | os.X_OK)
 
@@ -471,16 +484,12 @@ class Store:
                 rd.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise InitlabError(f"cannot create run directory {str(rd)!r}: {exc.strerror}; choose a writable path") from None
-        if path.is_dir():
-            raise InitlabError(f"{_q(path)} is a directory, not an initlab store; move it away "
-                               f"or use a new run directory")
         if readonly:
+            _holds_data(path)  # a directory in its place is refused here
             return cls._open_readonly(path)
-        if path.exists() or path.is_symlink():
-            wal = _sidecar(path, "-wal")
-            if _check_file(path) > 0 or (wal.is_file() and wal.stat().st_size > 0):
-                # everything about the file is checked before anything is written to it
-                cls._open_readonly(path, thorough=True).close()
+        if _holds_data(path):
+            # everything about the file is checked before anything is written to it
+            cls._open_readonly(path, thorough=True).close()
         conn = _connect(path, f"mode={'rwc' if create else 'rw'}")
         store = cls(conn, path)
         try:
@@ -618,14 +627,8 @@ class Store:
         same checks) and that is empty or holds ``study`` (else the one-line error of
         :meth:`attach`). Nothing is created or changed."""
         path = Path(run_dir) / DB_NAME
-        if not path.exists() and not path.is_symlink():
-            return
-        if path.is_dir():
-            raise InitlabError(f"{_q(path)} is a directory, not an initlab store; move it away "
-                               f"or use a new run directory")
-        wal = _sidecar(path, "-wal")
-        if _check_file(path) == 0 and not (wal.is_file() and wal.stat().st_size > 0):
-            return  # what a run that stopped before its first commit leaves; run initializes it
+        if not _holds_data(path):
+            return  # none yet, or what a run that stopped before its first commit leaves
         with cls._open_readonly(path, thorough=True) as store:
             row = store._conn.execute("SELECT name, fingerprint FROM study").fetchone()
             if row is not None:
