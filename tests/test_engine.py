@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 
 from initlab.engine import (
-    QUANTILE_LEVELS,
     MLPSpec,
     NullSink,
     Sink,
@@ -36,6 +35,7 @@ from initlab.engine import (
     train,
     train_one,
 )
+from initlab.records import QUANTILE_LEVELS
 from initlab.engine.adam import StackedAdam, fused_adam_available
 from initlab.engine.functional import bmm, bmm_calls, run_calls
 from initlab.errors import InitlabError

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from initlab.engine.models import MLPSpec
-from initlab.engine.records import (
+from initlab.engine.results import Sink
+from initlab.records import (
     QUANTILE_LEVELS,
     ActivationStats,
     Divergence,
     EpochRecord,
     ParamStats,
-    Sink,
     StepRecord,
 )
 from initlab.study import Cell, EngineSink, Store, StoreSink, StudyConfig, run_study

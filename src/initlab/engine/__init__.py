@@ -14,7 +14,7 @@ Typical use (the study layer does this per batch of cells)::
 
 Modules: :mod:`~initlab.engine.models` (specs), :mod:`~initlab.engine.config`
 (:class:`TrainConfig`), :mod:`~initlab.engine.inputs` (:class:`TrainData`),
-:mod:`~initlab.engine.records` (records, :class:`Sink`), :mod:`~initlab.engine.batched`
+:mod:`~initlab.engine.results` (:class:`TrainResult`, :class:`Sink`; the records themselves are :mod:`initlab.records`), :mod:`~initlab.engine.batched`
 (:func:`train`) with its per-step hot path :mod:`~initlab.engine.step`,
 :mod:`~initlab.engine.reference` (:func:`train_one`), and the pieces they share:
 :mod:`~initlab.engine.stack`, :mod:`~initlab.engine.functional`,
@@ -26,17 +26,7 @@ from initlab.engine.batched import train
 from initlab.engine.config import TrainConfig
 from initlab.engine.inputs import TrainData
 from initlab.engine.models import ACTIVATIONS, MLPSpec, activation_module, build_mlp
-from initlab.engine.records import (
-    QUANTILE_LEVELS,
-    ActivationStats,
-    Divergence,
-    EpochRecord,
-    NullSink,
-    ParamStats,
-    Sink,
-    StepRecord,
-    TrainResult,
-)
+from initlab.engine.results import NullSink, Sink, TrainResult
 from initlab.engine.reference import train_one
 from initlab.engine.stack import infer_spec
 
@@ -51,12 +41,6 @@ __all__ = [
     "train",
     "train_one",
     "TrainResult",
-    "EpochRecord",
-    "StepRecord",
-    "Divergence",
-    "ParamStats",
-    "ActivationStats",
-    "QUANTILE_LEVELS",
     "Sink",
     "NullSink",
 ]

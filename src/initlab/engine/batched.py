@@ -49,7 +49,7 @@ sync: its Adam update is skipped, so it keeps its last finite parameters.  Nothi
 computed for one model reads another's values, so the others continue as they would
 without it (bit for bit as beside another model that diverges at the same step).  The
 host notices at the next logging point or epoch end, reports a
-:class:`~initlab.engine.records.Divergence`, records the divergence epoch with NaN
+:class:`~initlab.records.Divergence`, records the divergence epoch with NaN
 metrics, and then drops the model from the stack so that it costs nothing afterwards.
 
 Host syncs happen only at logging points (every ``log_every`` steps) and at epoch ends:
@@ -80,13 +80,8 @@ from initlab.engine.functional import evaluate
 from initlab.engine.inputs import TrainData
 from initlab.engine.models import MLPSpec
 from initlab.engine.recorders import activation_stats, param_stats
-from initlab.engine.records import (
-    Divergence,
-    EpochRecord,
-    Sink,
-    StepRecord,
-    TrainResult,
-)
+from initlab.engine.results import Sink, TrainResult
+from initlab.records import Divergence, EpochRecord, StepRecord
 from initlab.engine.stack import ParamStack, common_spec
 from initlab.engine.step import BatchedStep
 from initlab.errors import InitlabError

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from initlab.engine.functional import eval_forward
-from initlab.engine.records import QUANTILE_LEVELS, ActivationStats, ParamStats
+from initlab.records import QUANTILE_LEVELS, ActivationStats, ParamStats
 from initlab.engine.stack import ParamStack
 
 __all__ = ["param_stats", "activation_stats"]

@@ -32,7 +32,8 @@ from initlab.engine.config import TrainConfig
 from initlab.engine.dropout import draw_keys, step_masks
 from initlab.engine.inputs import TrainData
 from initlab.engine.recorders import activation_stats, param_stats
-from initlab.engine.records import Divergence, EpochRecord, Sink, StepRecord, TrainResult
+from initlab.engine.results import Sink, TrainResult
+from initlab.records import Divergence, EpochRecord, StepRecord
 from initlab.engine.stack import ParamStack
 
 __all__ = ["train_one"]

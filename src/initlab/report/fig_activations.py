@@ -2,7 +2,7 @@
 init and after training (lines by depth, one per scheme) and over training (one
 layer x epoch heatmap per scheme, shared colour scale).
 
-Statistics are the engine's post-activation ones (:class:`initlab.engine.records.
+Statistics are the engine's post-activation ones (:class:`initlab.records.
 ActivationStats`: after the nonlinearity; softmax for the output layer), averaged over
 seeds.
 """

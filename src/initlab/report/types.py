@@ -6,7 +6,7 @@ model and dataset). Only :mod:`initlab.report.rundata` knows how the SQLite stor
 these out; everything else in :mod:`initlab.report` works on these types, so it can be
 tested on synthetic data (:mod:`initlab.report.synthetic`).
 
-Conventions follow the engine's records (:mod:`initlab.engine.records`):
+Conventions follow the engine's records (:mod:`initlab.records`):
 
 * ``epoch`` 0 is the state at initialization, ``1..E`` the state after that many epochs;
   missing values are NaN (e.g. the training loss at epoch 0, every metric after a

@@ -1,4 +1,4 @@
-"""Adapter from the batched engine's :class:`initlab.engine.records.Sink` protocol to a
+"""Adapter from the batched engine's :class:`initlab.engine.results.Sink` protocol to a
 study's :class:`~initlab.study.executor.StoreSink`.
 
 The engine reports per model index (``record.model``: the position of the model in the
@@ -100,7 +100,7 @@ class EngineSink:
 
     def _save_quantile_levels(self) -> None:
         try:
-            from initlab.engine.records import QUANTILE_LEVELS
+            from initlab.records import QUANTILE_LEVELS
         except ImportError:  # pragma: no cover - the engine is part of the package
             return
         if self.sink.store.get_meta("quantile_levels") is None:
