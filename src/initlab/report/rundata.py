@@ -180,7 +180,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     fine: its unfinished cells keep status ``running``/``pending``/``failed`` and
     :attr:`RunData.partial` is true.
     """
-    from initlab.study.local import PROBE_ERRORS_META, PROBES_META
+    from initlab.study.init_records import PROBE_ERRORS_META, PROBES_META
     from initlab.study.store import Store
 
     rd = check_run_dir(run_dir)
