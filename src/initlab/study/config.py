@@ -1,4 +1,5 @@
-"""Study configuration: the grid (schemes x seeds x models x datasets) and its expansion.
+"""Study configuration: the grid (schemes x seeds x models x datasets x train settings)
+and its expansion.
 
 :class:`StudyConfig` validates and normalizes everything up front, so a study that
 expands is one that can run:
@@ -12,8 +13,15 @@ expands is one that can run:
   (the device and the evaluation chunk size change where and how fast a cell runs, not
   what it computes).
 
-:meth:`StudyConfig.expand` lays the cells out dataset-major, then model, scheme and seed,
-so cells that train together (same dataset, model and training settings) are adjacent.
+:meth:`StudyConfig.expand` lays the cells out dataset-major, then model, train settings,
+scheme and seed, so cells that train together (same dataset, model and training settings)
+are adjacent.
+
+Train settings are a grid of their own (:mod:`initlab.study.axes`): any setting of
+``train`` may be a list of values, an axis (``lr = [0.001, 0.01]``), and
+``train_variants`` are whole alternative settings (a spec's ``[[train]]`` tables), each
+overriding ``train`` and each with axes of its own; :attr:`StudyConfig.trains` is the
+resulting list of full settings.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import Any
 from initlab.engine.config import TrainConfig
 from initlab.engine.models import MLPSpec
 from initlab.errors import InitlabError
+from initlab.study.axes import check_distinct, expand_axes
 from initlab.study.cell import Cell, Study
 
 __all__ = [
@@ -63,17 +72,44 @@ def train_fields() -> tuple[str, ...]:
     return tuple(f for f in TrainConfig.__dataclass_fields__ if f not in EXECUTION_FIELDS)
 
 
-def _train_dict(overrides: Mapping[str, Any]) -> dict[str, Any]:
+#: Train settings whose own value is a list: an axis of them is a list of lists.
+LIST_VALUED_TRAIN = ("betas",)
+
+
+def _check_train_keys(overrides: Mapping[str, Any]) -> None:
     bad = sorted(set(overrides) - set(train_fields()))
     if bad:
         raise InitlabError(
             f"unknown training setting(s) {', '.join(bad)}; valid settings: "
             f"{', '.join(train_fields())}"
         )
+
+
+def _train_dict(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    _check_train_keys(overrides)
     d = TrainConfig.from_dict(dict(overrides)).to_dict()
     for name in EXECUTION_FIELDS:
         d.pop(name, None)
+    if d["epochs"] < 1:
+        raise InitlabError(f"epochs must be >= 1, got {d['epochs']}")
     return d
+
+
+def train_grid(base: Mapping[str, Any], variants: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The full train settings of a study: each of *variants* (``[{}]`` when none) over
+    *base*, with every axis of the result expanded (:func:`~initlab.study.axes.expand_axes`),
+    each completed with the engine's defaults and checked (:class:`TrainConfig`)."""
+    _check_train_keys(base)
+    out: list[dict[str, Any]] = []
+    for i, variant in enumerate(variants or [{}]):
+        if not isinstance(variant, Mapping):
+            raise InitlabError(f"a train variant must be a table of settings, got {variant!r}")
+        _check_train_keys(variant)
+        where = f"[[train]] #{i + 1}" if variants else "[train]"
+        merged = {**base, **variant}
+        out += [_train_dict(d) for d in expand_axes(merged, LIST_VALUED_TRAIN.__contains__, where)]
+    check_distinct(out, "train settings")
+    return out
 
 
 def canonical_scheme(spec: str) -> str:
@@ -201,7 +237,9 @@ class StudyConfig:
         validation: ``"test"`` or a hold-out fraction (see :func:`initlab.data.load_dataset`).
         limit_train, limit_val: example limits (``None``: everything).
         train: TrainConfig settings (``epochs`` included) overriding the engine's defaults;
-            after construction it holds every setting of :func:`train_fields`.
+            a list value is an axis (module docstring). Without axes and variants it holds,
+            after construction, every setting of :func:`train_fields`.
+        train_variants: alternative settings, each overriding ``train`` (``[[train]]``).
     """
 
     name: str = "study"
@@ -213,6 +251,7 @@ class StudyConfig:
     limit_train: int | None = None
     limit_val: int | None = None
     train: Mapping[str, Any] = field(default_factory=dict)
+    train_variants: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -252,20 +291,30 @@ class StudyConfig:
         set_("limit_val", _check_limit("limit_val", self.limit_val))
         if not isinstance(self.train, Mapping):
             raise InitlabError(f"train settings must be a dict, got {self.train!r}")
-        set_("train", _train_dict(self.train))
-        if self.train["epochs"] < 1:
-            raise InitlabError(f"epochs must be >= 1, got {self.train['epochs']}")
+        variants = tuple(dict(v) if isinstance(v, Mapping) else v for v in self.train_variants)
+        trains = train_grid(self.train, variants)
+        set_("train_variants", variants)
+        # a single setting keeps its complete form (today's studies, their cell keys)
+        set_("train", trains[0] if len(trains) == 1 and not variants else dict(self.train))
+        set_("_trains", tuple(trains))
+
+    @property
+    def trains(self) -> tuple[dict[str, Any], ...]:
+        """The full train settings of the grid (one per train variant x axis value)."""
+        return self._trains  # type: ignore[attr-defined,no-any-return]
 
     @property
     def epochs(self) -> int:
-        return int(self.train["epochs"])
+        """Epochs of the longest train setting."""
+        return max(int(t["epochs"]) for t in self.trains)
 
     @property
     def n_cells(self) -> int:
-        return len(self.schemes) * len(self.seeds) * len(self.models) * len(self.datasets)
+        return (len(self.schemes) * len(self.seeds) * len(self.models) * len(self.datasets)
+                * len(self.trains))
 
     def cells(self) -> list[Cell]:
-        """All cells, dataset-major, then model, scheme, seed."""
+        """All cells, dataset-major, then model, train settings, scheme, seed."""
         return [
             Cell(
                 dataset=dataset,
@@ -275,10 +324,11 @@ class StudyConfig:
                 model=model.to_dict(),
                 scheme=scheme,
                 seed=seed,
-                train=dict(self.train),
+                train=dict(train),
             )
             for dataset in self.datasets
             for model in self.models
+            for train in self.trains
             for scheme in self.schemes
             for seed in self.seeds
         ]
@@ -306,6 +356,8 @@ class StudyConfig:
             if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
                 raise InitlabError(f"epochs must be an integer >= 1, got {epochs!r}")
             changes["train"] = {**self.train, "epochs": epochs}
+            changes["train_variants"] = tuple({k: v for k, v in t.items() if k != "epochs"}
+                                              for t in self.train_variants)
         if schemes is not None:
             changes["schemes"] = split_scheme_list(schemes) if isinstance(schemes, str) else schemes
         if name is not None:
@@ -323,6 +375,7 @@ class StudyConfig:
             "limit_train": self.limit_train,
             "limit_val": self.limit_val,
             "train": dict(self.train),
+            **({"train_variants": [dict(v) for v in self.train_variants]} if self.train_variants else {}),
         }
 
     @classmethod
@@ -336,4 +389,6 @@ class StudyConfig:
         kw = dict(d)
         if "models" in kw:
             kw["models"] = tuple(_as_spec(m) for m in kw["models"])
+        if "train_variants" in kw:
+            kw["train_variants"] = tuple(kw["train_variants"])
         return cls(**kw)

@@ -48,6 +48,23 @@ named, else from the defaults shown, which are the article's settings)::
     probe_size = 512           # validation images used for activation statistics
     hist_bins = 40             # bins of the weight histograms
 
+Grid axes: any ``[train]`` value may be a list, which makes that setting an axis of the
+grid (``lr = [0.001, 0.01, 0.1]``: three train settings; two lists give their product);
+for ``betas``, whose value is a list itself, an axis is a list of lists. Instead of one
+``[train]`` table, ``[[train]]`` tables give alternative settings, each overriding the
+base (the preset's settings, else the article's) and each with axes of its own::
+
+    [[train]]
+    optimizer = "adam"
+    lr = 0.001
+    [[train]]
+    optimizer = "sgd"
+    momentum = 0.9
+    lr = [0.01, 0.1]
+
+The study is then the grid scheme x seed x model x dataset x train setting; cells whose
+dataset, model and train settings agree train together.
+
 The file is UTF-8 (a leading byte-order mark is dropped). Integers are TOML's 64-bit
 ones; numbers must be finite where a setting needs a number (``inf`` and ``nan`` are TOML
 values, but no setting accepts them).
@@ -76,6 +93,7 @@ from initlab.study.config import (
     normalize_seeds,
     split_scheme_list,
     train_fields,
+    train_grid,
 )
 from initlab.study.presets import get_preset
 
@@ -225,7 +243,7 @@ def _check_integers(src: _Source, doc: Mapping[str, Any]) -> None:
         elif (isinstance(value, int) and not isinstance(value, bool)
               and not _INT64_MIN <= value <= _INT64_MAX):
             keys = [p for p in path if isinstance(p, str)]
-            index = path[1] if len(path) > 2 and path[0] == "models" and isinstance(path[1], int) else None
+            index = path[1] if len(path) > 2 and path[0] in ("models", "train") and isinstance(path[1], int) else None
             table, key = (keys[0], keys[1]) if len(keys) > 1 else ("", keys[0])
             label = _where(table, key, index)
             raise src.error(f"{label}: an integer beyond TOML's 64-bit range "
@@ -237,6 +255,18 @@ def _check_betas(value: Any) -> None:
     if not (isinstance(value, list) and len(value) == 2
             and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in value)):
         raise InitlabError(f"betas must be a list of two numbers in [0, 1), got {value!r}")
+
+
+def _check_train_value(key: str, value: Any) -> None:
+    """Check one [train] value, or each value of an axis (a list; for betas a list of lists)."""
+    is_axis = isinstance(value, list) and (key != "betas" or any(isinstance(v, list) for v in value))
+    if is_axis and not value:
+        raise InitlabError(f"{key} is an empty list; a list of values makes it an axis of the grid "
+                           "(give at least one)")
+    for v in value if is_axis else [value]:
+        if key == "betas":
+            _check_betas(v)
+        TrainConfig.check_field(key, v)
 
 
 def _tomllib_location(exc: tomllib.TOMLDecodeError) -> tuple[str, int | None, int | None]:
@@ -292,7 +322,17 @@ def parse_spec(text: str, source: str = "<spec>", default_name: str = "study",
     study = _table(src, doc, "study")
     data = _table(src, doc, "data")
     schemes = _table(src, doc, "schemes")
-    train = _table(src, doc, "train")
+    train_variants: list[dict[str, Any]] | None = None
+    if isinstance(doc.get("train"), list):  # [[train]] variants
+        train_variants = doc["train"]
+        if not train_variants or not all(isinstance(e, dict) for e in train_variants):
+            raise src.error("'train' must be a table ([train]) or an array of tables ([[train]])",
+                            src.line_of("", "train"))
+        for i, entry in enumerate(train_variants):
+            _check_keys(src, "train", entry, i)
+        train: dict[str, Any] = {}
+    else:
+        train = _table(src, doc, "train")
 
     if "plugins" in study:
         with src.at("study", "plugins"):
@@ -375,14 +415,20 @@ def parse_spec(text: str, source: str = "<spec>", default_name: str = "study",
     # training settings: checked one by one so errors point at their line
     for key, value in train.items():
         with src.at("train", key):
-            if key == "betas":
-                _check_betas(value)
-            TrainConfig.check_field(key, value)
+            _check_train_value(key, value)
         train_kw[key] = value
     if train:
         with src.at("train"):  # the rules that tie settings together (SGD's settings)
-            TrainConfig.from_dict(train_kw)
+            train_grid(train_kw)
     kw["train"] = train_kw
+    if train_variants is not None:
+        for i, entry in enumerate(train_variants):
+            for key, value in entry.items():
+                with src.at("train", key, i):
+                    _check_train_value(key, value)
+            with src.at("train", None, i):
+                train_grid(train_kw, [entry])
+        kw["train_variants"] = train_variants
 
     with src.at(""):
         return StudyConfig.from_dict(kw)
