@@ -204,6 +204,19 @@ def test_memory_estimate_counts_parameters_steps_and_validation() -> None:
     assert training_bytes(spec, 2, batch_size=8, eval_batch_size=100) == want
 
 
+def test_memory_estimate_of_any_module_counts_its_leaf_outputs() -> None:
+    from torch import nn
+
+    from initlab.engine.memory import module_training_bytes
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 5 * 5, 3))
+    params = (2 * 9 + 2) + (50 * 3 + 3)
+    outputs = 50 + 50 + 50 + 3  # conv, relu, flatten, linear: per sample
+    want = 4 * (16 * params + 8 * 16 * outputs + 8 * 64 * 50)
+    assert module_training_bytes(model, (1, 5, 5), 4, batch_size=16, eval_batch_size=64) == want
+    assert model.training  # the estimate leaves the module as it found it
+
+
 def test_a_study_too_big_for_the_device_is_refused_with_the_group_size_that_fits(monkeypatch) -> None:
     import initlab.engine.memory as memory
     from initlab.engine.memory import training_bytes

@@ -13,6 +13,12 @@ for the machine is refused before it starts, not by the allocator half-way.
 
 It is a lower bound (the data, the recorders and the allocator's slack come on top), so a
 study it refuses could not have run.
+
+:func:`module_training_bytes` is the same lower bound for any model (the generic trainer):
+its parameters as above, and per step the outputs of its leaf modules for the batch, each
+kept for the backward pass together with its gradient (``2 x 4`` bytes per sample and
+output entry), counted on one sample pushed through the model; validation as above with
+the largest leaf output.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import torch
 
 from initlab.engine.models import MLPSpec
 
-__all__ = ["device_bytes", "training_bytes"]
+__all__ = ["device_bytes", "module_training_bytes", "training_bytes"]
 
 _F32 = 4
 
@@ -36,6 +42,33 @@ def training_bytes(spec: MLPSpec, models: int, batch_size: int, eval_batch_size:
     units = sum(widths[1:])
     per_model = (4 * _F32 * params + 4 * _F32 * batch_size * units
                  + 2 * _F32 * eval_batch_size * max(widths[1:]))
+    return models * per_model
+
+
+def module_training_bytes(model: torch.nn.Module, input_shape: tuple[int, ...], models: int,
+                          batch_size: int, eval_batch_size: int) -> int:
+    """The lower bound of the module docstring for *models* copies of *model*, whose
+    forward takes ``[N, *input_shape]``."""
+    params = sum(p.numel() for p in model.parameters())
+    outputs: list[int] = []
+
+    def hook(_m: torch.nn.Module, _i: object, out: object) -> None:
+        if isinstance(out, torch.Tensor):
+            outputs.append(out[0].numel())
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was)
+        for h in handles:
+            h.remove()
+    per_model = (4 * _F32 * params + 2 * _F32 * batch_size * sum(outputs)
+                 + 2 * _F32 * eval_batch_size * max(outputs, default=0))
     return models * per_model
 
 
