@@ -14,7 +14,7 @@ import torch
 import initlab
 from initlab.cli import main
 from initlab.engine.models import MLPSpec, build_mlp
-from initlab.probe.loader import load_factory
+from initlab.engine.custom_model import load_factory
 
 ARTICLE_LAYERS = ["1.weight", "4.weight", "7.weight"]
 

@@ -7,7 +7,7 @@
     initlab check ... --json | --sigmas 5 | --seed 0 | --no-identify
 
 The model is ``FILE.py:FUNCTION`` (a function returning an ``nn.Module``, loaded with
-:func:`initlab.probe.loader.load_factory`) or, without it, the article's MLP
+:func:`initlab.engine.custom_model.load_factory`) or, without it, the article's MLP
 (784-256-128-10, ReLU, dropout 0.2; :func:`initlab.engine.models.build_mlp`). It is built
 with torch's RNG seeded by ``--seed`` (inside :func:`torch.random.fork_rng`), so the
 construction-time init (PyTorch's default) is reproducible. Then, optionally:
@@ -125,7 +125,7 @@ def build_model(target: str | None, seed: int) -> nn.Module:
     import torch
 
     from initlab.engine.models import MLPSpec, build_mlp
-    from initlab.probe.loader import load_factory
+    from initlab.engine.custom_model import load_factory
 
     factory = load_factory(target) if target else (lambda: build_mlp(MLPSpec()))
     with torch.random.fork_rng(devices=[]):

@@ -91,7 +91,7 @@ def _load_data(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _model(args: argparse.Namespace, in_from_data: int | None) -> Any:
     from initlab.engine.models import MLPSpec
-    from initlab.probe.loader import load_factory
+    from initlab.engine.custom_model import load_factory
 
     if args.model:
         given = [f"--{f.replace('_', '-')}" for f in PRESET_FLAGS if getattr(args, f) is not None]

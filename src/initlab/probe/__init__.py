@@ -10,7 +10,8 @@ Modules: :mod:`~initlab.probe.runner` (the probe), :mod:`~initlab.probe.capture`
 :mod:`~initlab.probe.measures` (effective rank, duplicate units, Jacobian spectrum),
 :mod:`~initlab.probe.verdicts`, :mod:`~initlab.probe.meanfield` (Poole et al. 2016;
 Schoenholz et al. 2017), :mod:`~initlab.probe.result`, :mod:`~initlab.probe.table`,
-:mod:`~initlab.probe.figures` and :mod:`~initlab.probe.loader` (``file.py:function``).
+:mod:`~initlab.probe.figures`; ``file.py:function`` models load with
+:func:`initlab.engine.custom_model.load_factory` (re-exported here).
 """
 
 import sys as _sys
@@ -18,7 +19,7 @@ import types as _types
 
 from initlab.probe.capture import LAYER_TYPES, Capture
 from initlab.probe.figures import probe_figures, save_probe_figures
-from initlab.probe.loader import load_factory
+from initlab.engine.custom_model import load_factory
 from initlab.probe.meanfield import (
     MeanField, c_map, c_star, chi_1, chi_q, critical_sigma_w2, mean_field, predict_depth_profile, q_map,
     q_star,
