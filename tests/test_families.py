@@ -285,6 +285,17 @@ def test_custom_out_features_is_found_and_cached(model_file: Path) -> None:
     assert spec.out_features == 7 and spec._cache["out"] == 7
     assert spec.to_dict() == {"kind": "custom", "builder": f"{model_file}:build", "input_shape": [784], "name": ""}
     assert spec_from_dict({"kind": "custom", "builder": f"{model_file}:conv", "input_shape": [1, 28, 28]}).out_features == 10
+    fresh = CustomSpec(builder=f"{model_file}:build", input_shape=[784])
+    assert fresh == spec and hash(fresh) == hash(spec)  # the cache is not part of the spec
+
+
+def test_specs_pickle(model_file: Path) -> None:
+    import pickle
+
+    for spec in _specs(model_file):
+        spec.build()
+        back = pickle.loads(pickle.dumps(spec))
+        assert back == spec and back.label == spec.label and back.out_features == spec.out_features
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -419,3 +430,30 @@ def test_register_family() -> None:
     finally:
         families._FAMILIES.pop("tiny_test_family", None)
     assert math.prod(Tiny().input_shape) == 784
+
+
+@pytest.mark.parametrize("spec", [
+    LinearSpec(depth=3, width=8), CNNSpec(depth=3, channels=4, downsample=(2,), pool="max", norm="layer"),
+    ResNetSpec(depth=2, width=4, downsample=(2,)), MLPSpec(in_features=784, hidden=(8,), bias=False),
+], ids=lambda s: s.label)
+def test_families_without_batch_norm_run_under_vmap(spec: ModelSpec) -> None:
+    """K models of one spec, stacked and run by ``torch.func`` (as the generic trainer does),
+    give each model's own output and gradients."""
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    models = [spec.build(seed=k) for k in range(3)]
+    for m in models:
+        m.eval()  # dropout off: the same function as the loop below
+    params, buffers = stack_module_state(models)
+    base = spec.build().to("meta").eval()
+    x, y = torch.randn(3, 5, 28, 28), torch.randint(0, 10, (3, 5))
+
+    def loss(p: dict, b: dict, xk: torch.Tensor, yk: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(functional_call(base, (p, b), (xk,)), yk)
+
+    grads = vmap(grad(loss), randomness="different")(params, buffers, x, y)
+    for k, m in enumerate(models):
+        m.zero_grad()
+        nn.functional.cross_entropy(m(x[k]), y[k]).backward()
+        for name, p in m.named_parameters():
+            torch.testing.assert_close(grads[name][k], p.grad, rtol=1e-4, atol=1e-6)

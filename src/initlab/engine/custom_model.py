@@ -139,6 +139,13 @@ class CustomSpec(ModelSpec):
         object.__setattr__(self, "input_shape", check_input_shape("custom", self.input_shape))
         check_name("custom", self.name)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles without the cache (the loaded function is not picklable)."""
+        return {**self.__dict__, "_cache": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     @property
     def label(self) -> str:
         if self.name:
