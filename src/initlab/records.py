@@ -110,6 +110,9 @@ class ActivationStats(_Record):
     post_std: float
     post_frac_zero: float
     dead_units: float
+    #: the module's name in the model (``named_modules()``), e.g. ``"features.3"``; empty in
+    #: the MLP fast path's records, whose layers are numbered only
+    name: str = ""
 
 
 @dataclass(frozen=True)
