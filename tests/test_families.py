@@ -119,6 +119,14 @@ def test_every_builder_outputs_logits(model_file: Path) -> None:
     assert build_model({"kind": "linear", "depth": 2}).__class__ is nn.Sequential
 
 
+def test_as_input_reshapes_dataset_batches() -> None:
+    x = torch.randn(4, 28, 28)
+    assert CNNSpec().as_input(x).shape == (4, 1, 28, 28) and MLPSpec().as_input(x).shape == (4, 784)
+    torch.testing.assert_close(CNNSpec().as_input(x)[:, 0], x)
+    with pytest.raises(InitlabError, match="cannot feed model cnn-8x32-relu"):
+        CNNSpec().as_input(torch.randn(4, 32, 32))
+
+
 def test_build_is_seeded_and_leaves_the_global_rng_alone() -> None:
     state = torch.random.get_rng_state()
     a, b, c = CNNSpec(depth=2, channels=4).build(), CNNSpec(depth=2, channels=4).build(), CNNSpec(

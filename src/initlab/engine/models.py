@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from torch import nn
 
 from initlab.errors import InitlabError, UnknownNameError, suggest
+
+if TYPE_CHECKING:
+    import torch
 
 #: Activation name -> (module factory, nonlinearity name for gains).
 #: leaky_relu uses PyTorch's default negative slope 0.01 (Keras' LeakyReLU default is 0.3).
@@ -177,6 +180,14 @@ class ModelSpec:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             return self._build()
+
+    def as_input(self, x: "torch.Tensor") -> "torch.Tensor":
+        """A batch ``[N, *sample_shape]`` reshaped to ``[N, *input_shape]`` (a view where
+        possible), as the trainer feeds it; one line if the sizes differ."""
+        if x.dim() < 1 or math.prod(x.shape[1:]) != math.prod(self.input_shape):
+            raise InitlabError(f"a batch of shape {list(x.shape)} cannot feed model {self.label}, whose "
+                               f"samples are {shape_text(self.input_shape)}; give [N, *input_shape]")
+        return x.reshape(x.shape[0], *self.input_shape)
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
