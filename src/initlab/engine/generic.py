@@ -395,6 +395,9 @@ class _Model:
         finally:
             self.slots, self.feed.record = self.feed.record, None
         if any(not torch.equal(a, b) for a, b in zip(rng, _rng_states(device))):
+            torch.random.set_rng_state(rng[0])  # leave the caller's stream as it was
+            if device.type == "cuda":
+                torch.cuda.set_rng_state(rng[1], device)
             raise InitlabError(
                 "the model's forward pass draws from torch's global RNG (e.g. F.dropout or "
                 "torch.rand in forward); use nn.Dropout modules, whose masks the engine draws "
