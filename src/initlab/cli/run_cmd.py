@@ -194,9 +194,11 @@ def run(args: argparse.Namespace) -> int:
               f"({len(config.schemes)} schemes x {len(config.seeds)} seeds"
               + (f" x {len(config.models)} models" if len(config.models) > 1 else "")
               + (f" x {len(config.datasets)} datasets" if len(config.datasets) > 1 else "")
+              + (f" x {len(config.trains)} train settings" if len(config.trains) > 1 else "")
               + f"), {epochs} epochs, device {args.device}, into {out}", file=sys.stderr)
-        train_group = engine_train_group(device=args.device, data_dir=args.data_dir,
-                                         probe=not args.no_probe)
+        train_group = engine_train_group(
+            device=args.device, data_dir=args.data_dir, probe=not args.no_probe,
+            log=lambda line: print(f"initlab run: {line}", file=sys.stderr))
 
         def tracked(cells: Any, sink: Any) -> None:
             train_group(cells, _ProgressSink(sink, progress))

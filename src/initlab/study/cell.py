@@ -56,7 +56,7 @@ class Cell:
         dataset: dataset name as :func:`initlab.data.load_dataset` takes it.
         validation: ``"test"`` or a hold-out fraction of the training set.
         limit_train, limit_val: keep only the first this-many examples (``None``: all).
-        model: an :class:`initlab.engine.models.MLPSpec` as ``to_dict()``.
+        model: a model spec (:mod:`initlab.engine.families`) as ``to_dict()``.
         scheme: initialization scheme spec string (see :func:`initlab.schemes.get_scheme`).
         seed: the model's seed (initialization and data order).
         train: :class:`initlab.engine.config.TrainConfig` fields as a dict, without the
@@ -120,11 +120,16 @@ class Cell:
         return int(self.train.get("epochs", 0))
 
     @cached_property
-    def model_label(self) -> str:
-        """The model's short label (:attr:`MLPSpec.label`), e.g. ``mlp-256x128-relu-d0.2``."""
-        from initlab.engine.models import MLPSpec
+    def model_spec(self) -> Any:
+        """The model's spec (:func:`initlab.engine.families.spec_from_dict` of ``model``)."""
+        from initlab.engine.families import spec_from_dict
 
-        return MLPSpec.from_dict(self.model).label
+        return spec_from_dict(self.model)
+
+    @cached_property
+    def model_label(self) -> str:
+        """The model's short label, e.g. ``mlp-256x128-relu-d0.2``, ``cnn-8x32-relu``."""
+        return str(self.model_spec.label)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Cell) and other.key == self.key

@@ -208,12 +208,16 @@ def _canonical_dataset(name: Any) -> str:
     return str(get_source(name.strip()).name)
 
 
-def _as_spec(model: MLPSpec | Mapping[str, Any]) -> MLPSpec:
-    if isinstance(model, MLPSpec):
-        return model
+def _as_spec(model: Any) -> Any:
+    """A model spec of any family (:mod:`initlab.engine.families`), or a dict of one."""
+    from initlab.engine.families import spec_from_dict
+
     if isinstance(model, Mapping):
-        return MLPSpec.from_dict(dict(model))
-    raise InitlabError(f"a model must be an MLPSpec or a dict of its fields, got {model!r}")
+        return spec_from_dict(dict(model))
+    if callable(getattr(model, "to_dict", None)) and hasattr(model, "kind"):
+        return model
+    raise InitlabError(f"a model must be a model spec (e.g. MLPSpec) or a dict of its fields, "
+                       f"got {model!r}")
 
 
 def _distinct(kind: str, values: Sequence[Any]) -> None:
@@ -232,7 +236,8 @@ class StudyConfig:
         name: study name (shown in summaries and reports).
         schemes: scheme spec strings (canonicalized).
         seeds: seeds; an ``int`` N means ``0..N-1``.
-        models: :class:`MLPSpec` objects (or dicts of their fields); labels must differ.
+        models: model specs of any family (:mod:`initlab.engine.families`; e.g.
+            :class:`MLPSpec`), or dicts of their fields; labels must differ.
         datasets: dataset names (canonicalized).
         validation: ``"test"`` or a hold-out fraction (see :func:`initlab.data.load_dataset`).
         limit_train, limit_val: example limits (``None``: everything).
@@ -245,7 +250,7 @@ class StudyConfig:
     name: str = "study"
     schemes: tuple[str, ...] = ARTICLE_SCHEMES
     seeds: tuple[int, ...] = (0, 1, 2)
-    models: tuple[MLPSpec, ...] = (MLPSpec(),)
+    models: tuple[Any, ...] = (MLPSpec(),)
     datasets: tuple[str, ...] = ("fashion-mnist",)
     validation: str | float = "test"
     limit_train: int | None = None
@@ -268,7 +273,8 @@ class StudyConfig:
 
         set_("seeds", normalize_seeds(self.seeds))
 
-        models = (self.models,) if isinstance(self.models, (MLPSpec, Mapping)) else tuple(self.models)
+        one = isinstance(self.models, Mapping) or hasattr(self.models, "kind")
+        models = (self.models,) if one else tuple(self.models)
         if not models:
             raise InitlabError("a study needs at least one model")
         models = tuple(_as_spec(m) for m in models)

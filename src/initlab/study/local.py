@@ -6,13 +6,18 @@ for one group (same dataset, model spec and training settings), it
 1. loads the data once (:func:`initlab.data.load_dataset`, cached across groups);
 2. records a signal-propagation probe of the group's model at init (:mod:`~initlab.study.init_records`), unless
    ``probe=False``;
-3. builds one ``build_mlp(spec)`` per cell and initializes it with
+3. builds one ``spec.build()`` per cell (its model family, :mod:`initlab.engine.families`;
+   under the cell's seed, so that what a scheme leaves alone is reproducible) and
+   initializes it with
    ``initlab.apply(model, cell.scheme, seed=cell.seed, data=...)`` (data-dependent schemes
    such as LSUV get the first ``lsuv_batch`` training images), storing each
    :class:`~initlab.apply.InitReport` as the cell's init records;
-4. trains them together with :func:`initlab.engine.batched.train` (per-model seed =
-   the cell's seed, which also fixes its data order and dropout masks), streaming
-   records through :class:`~initlab.study.engine_sink.EngineSink`.
+4. trains them together, streaming records through
+   :class:`~initlab.study.engine_sink.EngineSink`: an MLP the hand-tuned engine handles
+   (``spec.fast_path``) with :func:`initlab.engine.batched.train`, any other model with
+   the generic trainer :func:`initlab.engine.generic.train_generic` (vmap over the K
+   models, or one by one where vmap cannot express the model). Either way the per-model
+   seed is the cell's seed, which also fixes its data order and dropout masks.
 
 The same seed therefore gives the same data order across schemes (a paired comparison).
 
@@ -51,9 +56,9 @@ def check_data(cells: Sequence[Cell], data_dir: str | os.PathLike[str] | None = 
     """Fail fast, before anything is written, when the cells' data cannot be loaded or
     their models do not fit it: each dataset is loaded once with one example per split
     (files found or fetched, checksums and headers checked), and every model must take
-    its images' pixel count as ``in_features`` and have an output per class."""
+    its images (``spec.check_fits``: an MLP their pixel count as ``in_features``, a conv
+    net their shape) and have an output per class."""
     from initlab.data import load_dataset
-    from initlab.engine.models import MLPSpec
 
     loaded: dict[tuple[str, Any], Any] = {}
     for cell in cells:
@@ -62,17 +67,7 @@ def check_data(cells: Sequence[Cell], data_dir: str | os.PathLike[str] | None = 
             loaded[where] = load_dataset(cell.dataset, data_dir=data_dir, validation=cell.validation,
                                          limit_train=1, limit_val=1, download=download)
         ds = loaded[where]
-        pixels = int(ds.train.x[0].numel())
-        classes = len(ds.classes)
-        spec = MLPSpec.from_dict(cell.model)
-        if spec.in_features != pixels:
-            raise InitlabError(
-                f"model {spec.label} takes in_features={spec.in_features}, but {cell.dataset} images "
-                f"have {pixels} pixels; set in_features = {pixels} in the spec's [model]")
-        if spec.out_features < classes:
-            raise InitlabError(
-                f"model {spec.label} has out_features={spec.out_features}, but {cell.dataset} has "
-                f"{classes} classes; set out_features = {classes} in the spec's [model]")
+        cell.model_spec.check_fits(tuple(ds.train.x[0].shape), len(ds.classes))
 
 
 def check_memory(cells: Sequence[Cell], device: str = "cpu", max_group_size: int | None = None) -> None:
@@ -80,8 +75,7 @@ def check_memory(cells: Sequence[Cell], device: str = "cpu", max_group_size: int
     device has (:func:`initlab.engine.memory.training_bytes`, a lower bound, against
     :func:`~initlab.engine.memory.device_bytes`), naming the ``--max-group`` that fits."""
     from initlab.engine.config import TrainConfig
-    from initlab.engine.memory import device_bytes, training_bytes
-    from initlab.engine.models import MLPSpec
+    from initlab.engine.memory import device_bytes, module_training_bytes, training_bytes
     from initlab.study.cell import group_cells
 
     total = device_bytes(device)
@@ -89,12 +83,20 @@ def check_memory(cells: Sequence[Cell], device: str = "cpu", max_group_size: int
         return
     eval_chunk = TrainConfig().eval_batch_size
     for group in group_cells(cells, max_group_size):
-        spec = MLPSpec.from_dict(group[0].model)
+        spec = group[0].model_spec
         batch = int(group[0].train.get("batch_size", TrainConfig().batch_size))
-        need = training_bytes(spec, len(group), batch, eval_chunk)
+        if spec.fast_path:
+            def need_for(k: int) -> int:
+                return training_bytes(spec, k, batch, eval_chunk)
+        else:
+            model = spec.build()
+
+            def need_for(k: int) -> int:
+                return module_training_bytes(model, spec.input_shape, k, batch, eval_chunk)
+        need = need_for(len(group))
         if need <= total:
             continue
-        one = training_bytes(spec, 1, batch, eval_chunk)
+        one = need_for(1)
         gib = f"{need / 2**30:.3g} GiB for {len(group)} model(s) of {spec.label}"
         have = f"{device} has {total / 2**30:.3g} GiB"
         if one > total:
@@ -113,6 +115,7 @@ def engine_train_group(
     adam: str = "auto",
     loader: Callable[[Cell], Any] | None = None,
     probe: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> TrainGroup:
     """A ``train_group(cells, sink)`` that trains with the batched engine.
 
@@ -124,6 +127,8 @@ def engine_train_group(
         adam: the engine's Adam implementation choice.
         loader: ``loader(cell) -> TrainData`` replacing the dataset loader (tests).
         probe: record a signal-propagation probe of each model at init (module docstring).
+        log: receives one-line run-log messages (e.g. models the generic trainer trains
+            one by one because vmap cannot express them).
     """
     cache: dict[str, Any] = {}
 
@@ -140,12 +145,12 @@ def engine_train_group(
         import initlab
         from initlab.engine.batched import train
         from initlab.engine.config import TrainConfig
-        from initlab.engine.models import MLPSpec, build_mlp
+        from initlab.engine.generic import train_generic
         from initlab.schemes import get_scheme
 
         first = cells[0]
         data = data_for(first)
-        spec = MLPSpec.from_dict(first.model)
+        spec = first.model_spec
         settings = {**first.train, "device": device}
         if eval_batch_size is not None:
             settings["eval_batch_size"] = eval_batch_size
@@ -159,14 +164,19 @@ def engine_train_group(
 
         models = []
         for i, cell in enumerate(cells):
-            model = build_mlp(spec)
+            model = spec.build(seed=cell.seed)  # what apply leaves alone is reproducible
             needs_data = get_scheme(cell.scheme).requires_data
-            batch = data.train_x[:lsuv_batch] if needs_data else None
+            batch = spec.as_input(data.train_x[:lsuv_batch]) if needs_data else None
             report = initlab.apply(model, cell.scheme, seed=cell.seed, data=batch)
             sink.init(i, init_record(report))
             models.append(model)
         adapter = EngineSink(sink)
-        train(models, [c.seed for c in cells], data, config, sink=adapter, adam=adam)
+        seeds = [c.seed for c in cells]
+        if spec.fast_path:
+            train(models, seeds, data, config, sink=adapter, adam=adam)
+        else:
+            train_generic(models, seeds, data, config, input_shape=tuple(spec.input_shape),
+                          sink=adapter, spec=spec, log=log)
         adapter.flush()
 
     return train_group

@@ -76,17 +76,20 @@ tables or keys (naming the key and listing the valid ones), and bad values.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from initlab.engine.config import TrainConfig
+from initlab.engine.families import DEFAULT_KIND, family, family_kinds, spec_from_dict
 from initlab.engine.models import MLPSpec
 from initlab.errors import InitlabError, suggest
+from initlab.study.axes import expand_axes
 from initlab.study.config import (
     StudyConfig,
     canonical_scheme,
@@ -99,7 +102,7 @@ from initlab.study.presets import get_preset
 
 __all__ = ["VALID_KEYS", "load_spec", "parse_spec"]
 
-_MODEL_KEYS = tuple(MLPSpec.__dataclass_fields__)
+_MODEL_KEYS = MLPSpec.keys()
 
 #: Valid keys per table ("" is the top level).
 VALID_KEYS: dict[str, tuple[str, ...]] = {
@@ -176,8 +179,9 @@ def _where(table: str, key: str | None, index: int | None) -> str:
     return f"{t} {key}".strip()
 
 
-def _check_keys(src: _Source, table: str, d: Mapping[str, Any], index: int | None = None) -> None:
-    valid = VALID_KEYS[table]
+def _check_keys(src: _Source, table: str, d: Mapping[str, Any], index: int | None = None,
+                valid: tuple[str, ...] | None = None, kind: str | None = None) -> None:
+    valid = VALID_KEYS[table] if valid is None else valid
     for key in d:
         if key not in valid:
             hint = ""
@@ -186,6 +190,8 @@ def _check_keys(src: _Source, table: str, d: Mapping[str, Any], index: int | Non
             elif table == "train" and key in ("device", "eval_batch_size"):
                 hint = " (an execution setting: pass it to 'initlab run' instead)"
             place = f"in {_where(table, None, index)}" if table else "at the top level"
+            if kind is not None:
+                place += f" for model kind {kind!r}"
             raise src.error(
                 f"unknown key {key!r} {place}{hint}{suggest(key, list(valid))}; "
                 f"valid keys: {', '.join(valid)}",
@@ -193,12 +199,48 @@ def _check_keys(src: _Source, table: str, d: Mapping[str, Any], index: int | Non
             )
 
 
-def _table(src: _Source, doc: Mapping[str, Any], name: str) -> dict[str, Any]:
+def _table(src: _Source, doc: Mapping[str, Any], name: str, check: bool = True) -> dict[str, Any]:
     value = doc.get(name, {})
     if not isinstance(value, dict):
         raise src.error(f"'{name}' must be a table ([{name}]), got {value!r}", src.line_of("", name))
-    _check_keys(src, name, value)
+    if check:
+        _check_keys(src, name, value)
     return value
+
+
+def _list_valued(cls: type) -> Callable[[str], bool]:
+    """Whether a key of the spec class *cls* takes a list itself (then an axis of it is a
+    list of lists; see :mod:`initlab.study.axes`)."""
+    listy = {f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type) or "list" in str(f.type)}
+    return listy.__contains__
+
+
+def _model_specs(src: _Source, entry: dict[str, Any], base_model: Mapping[str, Any],
+                 index: int | None, base_dir: str | os.PathLike[str] | None) -> list[Any]:
+    """The model specs of one [model] / [[models]] table: its kind's keys over the base
+    model's (when the kinds agree), every axis expanded."""
+    table = "models" if index is not None else "model"
+    base_kind = base_model.get("kind", DEFAULT_KIND)
+    kind = entry.get("kind", base_kind)
+    with src.at(table, "kind" if "kind" in entry else None, index):
+        if not isinstance(kind, str):
+            raise InitlabError(f"kind must be a model kind name ({', '.join(family_kinds())}), got {kind!r}")
+        cls = family(kind)
+    _check_keys(src, table, entry, index, valid=cls.keys(), kind=kind)
+    merged = {**(base_model if kind == base_kind else {}), **entry}
+    if kind != DEFAULT_KIND:
+        merged["kind"] = kind
+    if kind == "custom" and isinstance(merged.get("builder"), str) and base_dir is not None:
+        path, sep, func = merged["builder"].rpartition(":")
+        if sep and path and not Path(path).expanduser().is_absolute():
+            merged["builder"] = f"{Path(base_dir) / Path(path).expanduser()}:{func}"
+    specs = []
+    with src.at(table, None, index):
+        for variant in expand_axes(merged, _list_valued(cls), f"[{table}]"):
+            if kind == DEFAULT_KIND:
+                _check_model_entry(variant)
+            specs.append(spec_from_dict(variant))
+    return specs
 
 
 def _string(value: Any, what: str) -> str:
@@ -386,20 +428,15 @@ def parse_spec(text: str, source: str = "<spec>", default_name: str = "study",
     base_model = base.models[0].to_dict() if len(base.models) == 1 else MLPSpec().to_dict()
     base_model["name"] = ""
     if "model" in doc:
-        entry = _table(src, doc, "model")
-        with src.at("model"):
-            _check_model_entry(entry)
-            kw["models"] = [MLPSpec.from_dict({**base_model, **entry})]
+        entry = _table(src, doc, "model", check=False)
+        kw["models"] = _model_specs(src, entry, base_model, None, base_dir)
     if "models" in doc:
         entries = doc["models"]
         if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
             raise src.error("'models' must be an array of tables ([[models]])", src.line_of("", "models"))
         specs = []
         for i, entry in enumerate(entries):
-            _check_keys(src, "models", entry, i)
-            with src.at("models", None, i):
-                _check_model_entry(entry)
-                specs.append(MLPSpec.from_dict({**base_model, **entry}))
+            specs += _model_specs(src, entry, base_model, i, base_dir)
         kw["models"] = specs
 
     # schemes
