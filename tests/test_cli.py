@@ -136,6 +136,7 @@ def test_progress_counts_the_epochs_a_diverged_model_skips() -> None:
     from types import SimpleNamespace
 
     from initlab.cli.run_cmd import Progress, _ProgressSink
+    from initlab.records import Divergence, EpochRecord
 
     cell = SimpleNamespace(key="k", scheme="ones", seed=0, train={"epochs": 10})
     calls = []
@@ -144,8 +145,9 @@ def test_progress_counts_the_epochs_a_diverged_model_skips() -> None:
                             diverged=lambda *a, **k: calls.append("diverged"))
     progress = Progress(10, stream=io.StringIO())
     sink = _ProgressSink(inner, progress)
-    sink.epoch(0, 1, {"val_acc": float("nan")})
-    sink.diverged(0, epoch=1, step=3)
+    nan = float("nan")
+    sink.epoch(0, EpochRecord(0, 1, 3, nan, nan, nan, nan, 0.0, 1, True))
+    sink.diverged(0, Divergence(0, 1, 3, 3, nan, "loss"))
     assert calls == ["epoch", "diverged"] and progress.done == 10
 
 

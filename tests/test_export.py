@@ -82,6 +82,12 @@ def test_tables_round_trip_into_pandas(tiny_run: Path, tmp_path: Path, fmt: str)
     init = read_table(written["init"])
     he = init[init.scheme == "he_normal"]
     assert np.allclose(he.realized_std / he.expected_std, 1.0, atol=0.1)
+    # initlab.check's verdicts at init, as the study stored them
+    conf = read_table(written["conformance"])
+    assert len(conf) == len(init) and set(conf.scheme) == set(SCHEMES)
+    assert conf[conf.scheme == "he_normal"]["conforms"].astype(str).tolist() == ["True"] * len(he)
+    stored = [r for c in run.cells for r in c.init.check.layers]
+    np.testing.assert_allclose(conf["z_var"].astype(float), [r.z_var for r in stored])
 
 
 def test_table_export_checks_its_arguments(tiny_run: Path, tmp_path: Path) -> None:
@@ -123,7 +129,7 @@ def test_tensorboard_events_read_back_with_tensorboard(tiny_run: Path, tmp_path:
         np.testing.assert_allclose([e.value for e in val], cell.metrics["val_acc"], rtol=1e-6)
         assert [e.step for e in acc.Scalars("epoch/train_loss")] == [1, 2]  # NaN at init is skipped
         steps = acc.Scalars("step/train_loss")
-        assert [e.step for e in steps] == list(cell.steps["step"])
+        assert [e.step for e in steps] == [s.step for s in cell.steps]
         hist = acc.Histograms("weights/layer02")
         assert [h.step for h in hist] == [0, 1, 2]
         p = cell.param(2, "weight")
@@ -207,7 +213,7 @@ def test_wandb_offline_run_holds_the_history(tiny_run: Path, tmp_path: Path,
         assert json.loads(epochs[2]["weights/layer01/_type"]) == "histogram"
         assert json.loads(epochs[2]["weights/layer01/values"]) == [int(c) for c in cell.param(1).hist_counts[2]]
         steps = [int(h["global_step"]) for h in history if "step/train_loss" in h]
-        assert steps == list(cell.steps["step"])
+        assert steps == [s.step for s in cell.steps]
 
 
 def test_wandb_mode_is_checked(tiny_run: Path) -> None:
@@ -246,7 +252,7 @@ def test_export_command(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(cli, "COMMANDS", ("report", "export"))
     assert cli.main(["export", str(tiny_run), "--format", "csv", "--out", str(tmp_path / "t")]) == 0
-    assert "tables (csv): 6 files" in capsys.readouterr().out
+    assert "tables (csv): 7 files" in capsys.readouterr().out
     assert (tmp_path / "t" / "metrics.csv").is_file()
     assert cli.main(["export", str(tiny_run)]) == 2
     assert "nothing to export" in capsys.readouterr().err

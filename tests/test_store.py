@@ -11,8 +11,11 @@ import pytest
 
 from initlab.engine.models import MLPSpec
 from initlab.errors import InitlabError
+from initlab.records import CellStatus, EpochRecord, ParamStats, StepRecord
 from initlab.study import Cell, Store, StoreSink, Study, StudyConfig, run_study
 from initlab.study.store import DB_NAME, SCHEMA_VERSION
+
+from _records import divergence, epoch_record, init_record, step_record
 
 
 def _study(seeds: int = 2, schemes: tuple[str, ...] = ("zeros", "he_normal"),
@@ -21,17 +24,14 @@ def _study(seeds: int = 2, schemes: tuple[str, ...] = ("zeros", "he_normal"),
                        train={"epochs": 2}).expand()
 
 
-def _metrics(cell: Cell, epoch: int) -> dict[str, float]:
-    return {"train_loss": 1.0 / (epoch + 1) + cell.seed, "train_acc": 0.5, "val_loss": 2.0 - epoch,
-            "val_acc": 0.1 * epoch + 0.01 * cell.seed, "wall": 0.25}
-
-
 def _train_all(cells: Sequence[Cell], sink: StoreSink) -> None:
     for i, c in enumerate(cells):
         for e in range(c.epochs + 1):
-            sink.epoch(i, e, _metrics(c, e), layers=[{"name": "fc1", "w_std": 0.1 * e}],
-                       histograms=[{"name": "fc1.weight", "edges": [0.0, 0.5, 1.0], "counts": [e, 1]}],
-                       steps=[{"step": 10 * e, "epoch": e, "loss": 0.5}] if e else [])
+            sink.epoch(i, epoch_record(i, e, seed=c.seed), steps=[step_record(i, 10 * e, e)] if e else [])
+
+
+def _n_epochs(store: Store) -> int:
+    return sum(len(v) for v in store.epoch_records().values())
 
 
 def test_missing_run_dir_or_store(tmp_path: Path) -> None:
@@ -69,49 +69,70 @@ def test_rejects_foreign_files_and_other_schema_versions(tmp_path: Path) -> None
         Store.open(tmp_path / "b")
 
 
-def test_roundtrip_of_all_row_kinds(tmp_path: Path) -> None:
+def test_roundtrip_of_all_record_kinds(tmp_path: Path) -> None:
+    """Every record type goes in with to_dict and comes back equal, of the same type."""
     study = _study()
+    c = study.cells[1]
+    e0, e1 = epoch_record(3, 0, layers=2), epoch_record(3, 1, layers=2, diverged=True)
+    s1, s2 = step_record(3, 1, 1), step_record(3, 2, 1, loss=math.nan)
+    div, init = divergence(3, 1, 2), init_record("lsuv")
+    assert init.check is not None and init.report.lsuv
     with Store.create(tmp_path) as store:
         info = store.attach(study)
         assert info.new and info.total == 4 and info.pending == 4
         assert store.load_study().cells == study.cells
         assert store.study_record().config == study.config
         assert set(store.study_record().versions) >= {"python", "torch", "numpy", "sqlite"}
-        c = study.cells[1]
         store.mark_running([c.key])
-        store.record_init(c.key, [{"layer": "1.weight", "std": 0.05}])
-        store.record_epoch(c.key, 0, {"val_loss": 2.3, "val_acc": 0.1, "train_loss": math.nan, "lr": 1e-3},
-                           layers=[{"name": "fc1", "layer": 1, "w": {"mean": 0.0}}, {"name": "fc2", "layer": 2}],
-                           histograms=[{"name": "fc1.weight", "layer": 1, "edges": [0, 1], "counts": [7]},
-                                       {"name": "fc1.bias", "layer": 1, "kind": "bias", "edges": [0, 1], "counts": [2]}])
-        store.record_steps(c.key, [{"step": 1, "epoch": 1, "loss": 2.0, "accuracy": 0.2, "samples": 128}])
-        store.record_epoch(c.key, 1, {"train_loss": 1.5, "train_acc": 0.4, "val_loss": 1.2, "val_acc": 0.6, "wall": 3.0},
-                           steps=[{"step": 2, "loss": 1.0}])
-        store.record_event(c.key, "diverged", epoch=1, step=2, detail={"reason": "loss"})
-        assert store.mark_finished(c.key, wall=3.5, diverged_epoch=1, diverged_step=2) == "diverged"
+        store.record_init(c.key, init)
+        store.record_epoch(c.key, e0)
+        store.record_steps(c.key, [s1])
+        store.record_epoch(c.key, e1, steps=[s2])
+        store.record_divergence(c.key, div)
+        assert store.mark_finished(c.key, wall=3.5) is CellStatus.DIVERGED
         store.set_meta("device", {"type": "cpu"})
 
     with Store.open(tmp_path) as store:
         (rec,) = store.cells("diverged")
         assert (rec.key, rec.index, rec.scheme, rec.seed, rec.model) == (c.key, 1, c.scheme, c.seed, c.model_label)
-        assert (rec.wall, rec.diverged_epoch, rec.diverged_step, rec.attempts) == (3.5, 1, 2, 1)
-        assert rec.init == [{"layer": "1.weight", "std": 0.05}] and rec.cell == c
-        e0, e1 = store.epochs(c.key)
-        assert e0["epoch"] == 0 and e0["val_acc"] == 0.1 and e0["lr"] == 1e-3
-        assert math.isnan(e0["train_loss"]) and math.isnan(e0["wall"])
-        assert (e1["train_loss"], e1["val_acc"], e1["wall"]) == (1.5, 0.6, 3.0)
-        assert store.layer_stats(c.key, 0) == [
-            {"epoch": 0, "layer": 1, "name": "fc1", "w": {"mean": 0.0}},
-            {"epoch": 0, "layer": 2, "name": "fc2"}]
-        hists = store.histograms(c.key)
-        assert [(h["kind"], h["counts"]) for h in hists] == [("bias", [2]), ("weight", [7])]
-        assert store.steps(c.key) == [
-            {"step": 1, "epoch": 1, "loss": 2.0, "acc": 0.2, "samples": 128},
-            {"step": 2, "epoch": None, "loss": 1.0, "acc": pytest.approx(math.nan, nan_ok=True)}]
-        assert store.events() == [{"cell": c.key, "seq": 0, "kind": "diverged", "epoch": 1, "step": 2,
-                                   "detail": {"reason": "loss"}}]
+        assert (rec.wall, rec.attempts, rec.status) == (3.5, 1, CellStatus.DIVERGED) and rec.cell == c
+        back = store.epochs(c.key)
+        assert [type(r) for r in back] == [EpochRecord, EpochRecord]
+        assert back[0].same(e0) and back[1].same(e1)
+        assert all(type(p) is ParamStats for p in back[0].params) and isinstance(back[0].params, tuple)
+        assert math.isnan(back[0].train_loss) and back[1].diverged is True
+        steps = store.steps(c.key)
+        assert [type(x) for x in steps] == [StepRecord, StepRecord] and steps[0] == s1 and steps[1].same(s2)
+        assert store.divergence(c.key).same(div) and store.divergences() == {c.key: store.divergence(c.key)}
+        got = store.init_record(c.key)
+        assert type(got) is type(init) and got.same(init)
+        assert type(got.report) is type(init.report) and type(got.check) is type(init.check)
+        assert [type(r) for r in got.report.layers + got.check.layers] == \
+            [type(r) for r in init.report.layers + init.check.layers]
+        assert got.report.lsuv == init.report.lsuv and got.check.ok == init.check.ok
         assert store.get_meta("device") == {"type": "cpu"} and store.get_meta("nope", 5) == 5
         assert store.status_counts() == {"pending": 3, "running": 0, "done": 0, "diverged": 1, "failed": 0}
+        assert list(store.status_counts()) == list(CellStatus)
+
+
+def test_a_newer_records_extra_field_survives_the_store(tmp_path: Path) -> None:
+    """A field the store has no column for goes to the row's extra JSON and comes back."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Newer(EpochRecord):
+        lr: float = 0.0
+
+    study = _study()
+    c = study.cells[0]
+    with Store.create(tmp_path) as store:
+        store.attach(study)
+        store.mark_running([c.key])
+        store.record_epoch(c.key, Newer(**{f.name: getattr(epoch_record(0, 1), f.name)
+                                           for f in dataclasses.fields(EpochRecord)}, lr=0.01))
+        row = store._conn.execute("SELECT extra FROM epochs").fetchone()
+        assert row["extra"] == '{"lr":0.01}'
+        assert store.epochs(c.key)[0].same(epoch_record(0, 1))  # read as this initlab's EpochRecord
 
 
 def test_writes_need_a_running_cell_and_are_never_duplicated(tmp_path: Path) -> None:
@@ -120,40 +141,48 @@ def test_writes_need_a_running_cell_and_are_never_duplicated(tmp_path: Path) -> 
     with Store.create(tmp_path) as store:
         store.attach(study)
         with pytest.raises(InitlabError, match="is pending"):
-            store.record_epoch(c.key, 0, {})
+            store.record_epoch(c.key, epoch_record(0, 0))
         with pytest.raises(InitlabError, match="not part of the stored study"):
             store.mark_running(["0123456789abcdef"])
         store.mark_running([c.key])
         with pytest.raises(InitlabError, match="is running"):
             store.mark_running([c.key])
-        store.record_epoch(c.key, 1, {"val_acc": 0.5}, layers=[{"name": "a"}])
+        store.record_epoch(c.key, epoch_record(0, 1, layers=1))
         with pytest.raises(InitlabError, match="already"):
-            store.record_epoch(c.key, 1, {"val_acc": 0.7})
-        # a failing epoch leaves nothing behind (layer index clash inside one epoch)
-        with pytest.raises(InitlabError):
-            store.record_epoch(c.key, 2, {"val_acc": 0.7}, layers=[{"name": "a", "layer": 0}, {"name": "b", "layer": 0}])
-        with pytest.raises(InitlabError, match="one edge more"):
-            store.record_epoch(c.key, 2, {}, histograms=[{"name": "h", "edges": [0, 1], "counts": [1, 2]}])
-        with pytest.raises(InitlabError):
-            store.record_epoch(c.key, -1, {})
-        assert [e["epoch"] for e in store.epochs(c.key)] == [1]
-        assert store.layer_stats(c.key) == [{"epoch": 1, "layer": 0, "name": "a"}]
+            store.record_epoch(c.key, epoch_record(0, 1))
+        # a failing epoch leaves nothing behind (the same tensor twice inside one epoch)
+        twice = epoch_record(0, 2, layers=1)
+        twice = EpochRecord(**{**{k: getattr(twice, k) for k in ("model", "epoch", "step", "train_loss",
+                                                                 "train_acc", "val_loss", "val_acc", "wall_s",
+                                                                 "batch_models", "diverged")},
+                               "params": twice.params + twice.params[:1]})
+        with pytest.raises(InitlabError, match="already"):
+            store.record_epoch(c.key, twice)
+        with pytest.raises(InitlabError, match="takes an EpochRecord"):
+            store.record_epoch(c.key, {"epoch": 2})  # type: ignore[arg-type]
+        store.record_divergence(c.key, divergence(0))
+        with pytest.raises(InitlabError, match="diverged already"):
+            store.record_divergence(c.key, divergence(0))
+        assert [e.epoch for e in store.epochs(c.key)] == [1]
+        assert len(store.epochs(c.key)[0].params) == 2
         store.mark_finished(c.key)
-        with pytest.raises(InitlabError, match="is done"):
-            store.record_epoch(c.key, 2, {})
+        with pytest.raises(InitlabError, match="is diverged"):
+            store.record_epoch(c.key, epoch_record(0, 2))
+        with pytest.raises(InitlabError, match="unknown cell status 'finished'"):
+            store.cells("finished")
 
 
 def test_resume_keeps_finished_and_restarts_interrupted_cells(tmp_path: Path) -> None:
     study = _study()
     a, b, c, d = study.cells
+    init = init_record()
     with Store.create(tmp_path) as store:
         store.attach(study)
         store.mark_running([a.key, b.key, c.key])
         for cell in (a, b, c):
-            store.record_epoch(cell.key, 0, {"val_acc": 0.1}, layers=[{"name": "l"}],
-                               histograms=[{"name": "h", "edges": [0, 1], "counts": [1]}],
-                               steps=[{"step": 0, "loss": 1.0}])
-            store.record_event(cell.key, "note")
+            store.record_epoch(cell.key, epoch_record(0, 0), steps=[step_record(0, 0)])
+            store.record_init(cell.key, init)
+            store.record_divergence(cell.key, divergence())
         store.mark_finished(a.key)
         store.mark_failed([c.key], "RuntimeError: boom")
         assert store.cells("failed")[0].error == "RuntimeError: boom"
@@ -164,13 +193,14 @@ def test_resume_keeps_finished_and_restarts_interrupted_cells(tmp_path: Path) ->
         assert (info.new, info.total, info.finished, info.reset, info.pending) == (False, 4, 1, 2, 3)
         assert [r.cell for r in store.cells("pending")] == [b, c, d]
         assert store.pending_cells() == [b, c, d]
-        assert [e["cell"] for e in store.epochs()] == [a.key]
-        for cell in (b, c):
-            assert store.layer_stats(cell.key) == [] and store.histograms(cell.key) == []
-            assert store.steps(cell.key) == [] and store.events(cell.key) == []
+        assert list(store.epoch_records()) == [a.key] and list(store.divergences()) == [a.key]
+        assert list(store.init_records()) == [a.key] and list(store.step_records()) == [a.key]
+        for table in ("param_stats", "activation_stats", "init_checks"):
+            cells = {r["cell"] for r in store._conn.execute(f"SELECT cell FROM {table}")}
+            assert cells == {a.key}, table
         (rb,) = [r for r in store.cells() if r.key == b.key]
         assert rb.started is None and rb.attempts == 1 and rb.error is None
-        assert store.cells("done")[0].key == a.key
+        assert store.cells("diverged")[0].key == a.key
 
 
 def test_a_different_study_is_refused(tmp_path: Path) -> None:
@@ -198,7 +228,7 @@ def test_run_study_end_to_end_and_rerun_is_a_no_op(tmp_path: Path) -> None:
         assert result.complete and (result.done, result.diverged, result.failed, result.skipped) == (8, 0, 0, 0)
         assert store.status_counts()["done"] == 8
         assert all(r.wall is not None and r.wall >= 0 for r in store.cells())
-        assert len(store.epochs()) == 8 * 3
+        assert _n_epochs(store) == 8 * 3
         assert store.get_meta("runs")[0]["done"] == 8
         again = run_study(study, store, train)
         assert calls == [3, 1, 3, 1] and again.skipped == 8 and again.complete
@@ -212,21 +242,22 @@ def test_run_study_divergence_and_explicit_finish(tmp_path: Path) -> None:
 
     def train(cells: Sequence[Cell], sink: StoreSink) -> None:
         sink.meta("device", "cpu")
-        sink.epoch(cells[0], 0, {"val_acc": 0.1})
-        sink.diverged(cells[0].key, epoch=1, step=7, detail={"loss": math.inf})
+        sink.epoch(cells[0], epoch_record(0, 0))
+        sink.diverged(cells[0].key, divergence(0, 1, 7))
         assert sink.finish(0, wall=1.25) == "diverged"
         with pytest.raises(InitlabError, match="already finished"):
             sink.finish(0)
         with pytest.raises(InitlabError, match="outside this group"):
             sink.key(len(cells))
-        sink.diverged(1)  # position unknown: still diverged
+        sink.diverged(1, divergence(1, 2, 9))
 
     with Store.create(tmp_path) as store:
         result = run_study(study, store, train)
         assert (result.done, result.diverged) == (2, 2)
         first, second = store.cells()[:2]
-        assert (first.status, first.wall, first.diverged_epoch, first.diverged_step) == ("diverged", 1.25, 1, 7)
-        assert (second.status, second.diverged_epoch) == ("diverged", None)
+        assert (first.status, first.wall) == ("diverged", 1.25) and second.status == "diverged"
+        assert store.divergence(first.key).same(divergence(0, 1, 7))
+        assert (store.divergence(second.key).epoch, store.divergence(second.key).step) == (2, 9)
         assert store.get_meta("device") == "cpu"
 
 
@@ -234,7 +265,7 @@ def test_failing_group_is_marked_failed_and_retried(tmp_path: Path) -> None:
     study = _study(models=(MLPSpec(hidden=(8,)), MLPSpec(hidden=(4,))))  # 2 groups of 4
 
     def flaky(cells: Sequence[Cell], sink: StoreSink) -> None:
-        sink.epoch(0, 0, {"val_acc": 0.1})
+        sink.epoch(0, epoch_record(0, 0))
         sink.finish(0)
         if cells[0].model["hidden"] == [8]:
             raise RuntimeError("out of memory")
@@ -271,7 +302,7 @@ def test_keyboard_interrupt_leaves_cells_running_for_resume(tmp_path: Path) -> N
     study = _study()
 
     def interrupted(cells: Sequence[Cell], sink: StoreSink) -> None:
-        sink.epoch(0, 0, {"val_acc": 0.1})
+        sink.epoch(0, epoch_record(0, 0))
         raise KeyboardInterrupt
 
     with Store.create(tmp_path) as store:
@@ -281,7 +312,7 @@ def test_keyboard_interrupt_leaves_cells_running_for_resume(tmp_path: Path) -> N
         assert store.get_meta("runs")[-1]["finished"] is None
     with Store.open(tmp_path) as store:
         assert run_study(study, store, _train_all).resume.reset == 4
-        assert len(store.epochs()) == 4 * 3
+        assert _n_epochs(store) == 4 * 3
 
 
 # -- reading without writing -------------------------------------------------------------------
@@ -305,7 +336,7 @@ def test_readonly_open_leaves_a_finished_store_byte_identical(tmp_path: Path) ->
     with Store.open(rd, readonly=True) as store:
         assert store.readonly
         assert store._conn.execute("PRAGMA query_only").fetchone()[0] == 1
-        assert store.status_counts()["done"] == 4 and len(store.epochs()) == 12
+        assert store.status_counts()["done"] == 4 and _n_epochs(store) == 12
         with pytest.raises(InitlabError, match="opened read-only"):
             store.set_meta("x", 1)
         with pytest.raises(InitlabError, match="opened read-only"):
@@ -427,9 +458,87 @@ def test_damage_found_by_a_later_query_is_one_line(tmp_path: Path) -> None:
         assert store.study_record().name == "t"
         with pytest.raises(InitlabError, match=r"is damaged \(database disk image is malformed\); "
                                                r"restore it from a backup") as info:
-            store.epochs()
+            store.epoch_records()
         assert "\n" not in str(info.value)
     with pytest.raises(InitlabError, match=r"is damaged \("):
         Store.open(rd)  # for writing, the whole file is checked first
     assert (rd / DB_NAME).read_bytes() == bytes(raw)
     assert list(_files(rd)) == [DB_NAME]
+
+
+# -- stores of the previous schema version -------------------------------------------------------
+
+_V1 = Path(__file__).parent / "data" / "store_v1.sqlite"  # written by tests/data/make_store_v1.py
+
+
+def _v1_run(tmp_path: Path) -> Path:
+    import shutil
+
+    rd = tmp_path / "v1"
+    rd.mkdir()
+    shutil.copy(_V1, rd / DB_NAME)
+    return rd
+
+
+def _everything(store: Store) -> dict:
+    return {"cells": [(c.key, c.status, c.wall, c.attempts) for c in store.cells()],
+            "epochs": {k: [r.to_dict() for r in v] for k, v in store.epoch_records().items()},
+            "steps": {k: [r.to_dict() for r in v] for k, v in store.step_records().items()},
+            "div": {k: v.to_dict() for k, v in store.divergences().items()},
+            "init": {k: v.to_dict() for k, v in store.init_records().items()},
+            "probes": {k: v.to_dict() for k, v in store.probes().items()},
+            "errors": store.probe_errors(), "meta": store.meta()}
+
+
+def test_a_version_1_store_is_read_unchanged_and_migrated_when_opened_for_writing(tmp_path: Path) -> None:
+    rd = _v1_run(tmp_path)
+    before = (rd / DB_NAME).read_bytes()
+    with Store.open(rd, readonly=True) as store:  # migrated in memory: the file is not touched
+        ro = _everything(store)
+    assert (rd / DB_NAME).read_bytes() == before and list(_files(rd)) == [DB_NAME]
+    # what the v1 run recorded (tests/data/make_store_v1.py): 3 schemes x 2 seeds, 2 epochs, one
+    # scheme diverging at its first step, a probe of the model, LSUV's fitting steps
+    assert [s for _, s, _, _ in ro["cells"]].count("diverged") == 2 and len(ro["cells"]) == 6
+    assert sorted(len(v) for v in ro["epochs"].values()) == [2, 2, 3, 3, 3, 3]
+    e = ro["epochs"][ro["cells"][0][0]]
+    assert [r["epoch"] for r in e] == [0, 1, 2] and [len(r["params"]) for r in e] == [4, 4, 4]
+    assert all(len(p["hist_counts"]) == 4 and len(p["quantiles"]) == 7 for r in e for p in r["params"])
+    assert [len(r["activations"]) for r in e] == [2, 2, 2] and e[2]["step"] == 8 and e[2]["batch_models"] == 4
+    assert all(s["samples"] > 0 for v in ro["steps"].values() for s in v)
+    assert sorted(d["model"] for d in ro["div"].values()) == [0, 1]
+    assert all(d["reason"] == "loss" and d["epoch"] == 1 for d in ro["div"].values())
+    assert len(ro["init"]) == 6 and all(i["check"] is None for i in ro["init"].values())  # v1: no check
+    assert any(i["report"]["lsuv"] for i in ro["init"].values())
+    ((group, probe),) = ro["probes"].items()
+    assert group[1] == "fashion-mnist" and len(probe["schemes"]) == 3
+    assert "probes" not in ro["meta"] and ro["meta"]["quantile_levels"]
+
+    with Store.open(rd) as store:  # for writing: the file is migrated, in one transaction
+        assert store._conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+        rw = _everything(store)
+        assert store.integrity_check() == "ok"
+    assert repr(rw) == repr(ro)
+    with Store.open(rd, readonly=True) as store:
+        assert repr(_everything(store)) == repr(ro)
+
+
+def test_a_failing_migration_leaves_the_version_1_store_as_it_was(tmp_path: Path, monkeypatch) -> None:
+    import initlab.study.store_migrate as mig
+
+    rd = _v1_run(tmp_path)
+    real = mig._v1_to_v2
+
+    def broken(c, schema):
+        real(c, schema)
+        raise RuntimeError("killed mid-migration")
+
+    monkeypatch.setattr(mig, "_v1_to_v2", broken)
+    with pytest.raises(RuntimeError, match="killed"):
+        Store.open(rd)
+    conn = sqlite3.connect(rd / DB_NAME)
+    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 1
+    assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")} == set(mig.V1_TABLES)
+    conn.close()
+    monkeypatch.setattr(mig, "_v1_to_v2", real)
+    with Store.open(rd) as store:  # and it migrates later
+        assert store.status_counts()["done"] == 4

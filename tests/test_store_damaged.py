@@ -86,7 +86,7 @@ KINDS = {
     "garbled-page": "is damaged (database disk image is malformed)",
     "zero-bytes": "is empty and holds no study",
     "other-application": "is not an initlab store (it holds tables but no initlab schema_version)",
-    "schema-version-99": "has schema version 99, this initlab reads version 1",
+    "schema-version-99": "has schema version 99, this initlab reads versions 1, 2",
     "directory": "is a directory, not an initlab store",
     "bad-json": "is damaged (a stored value is not valid JSON",
 }

@@ -19,10 +19,12 @@ from initlab.study.store import DB_NAME
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 
 # Shared by the child process and this test: the study and a deterministic fake trainer
-# that writes every epoch with two layers, two histograms and three steps.
+# that writes every epoch with two layers (a weight with its histogram and an activation
+# each) and three steps.
 STUDY_CODE = textwrap.dedent("""
     import time
     from initlab.engine.models import MLPSpec
+    from initlab.records import ActivationStats, EpochRecord, ParamStats, StepRecord
     from initlab.study import StudyConfig
 
     EPOCHS, LAYERS, STEPS = 3, 2, 3
@@ -35,12 +37,14 @@ STUDY_CODE = textwrap.dedent("""
             for e in range(EPOCHS + 1):
                 for i, c in enumerate(cells):
                     time.sleep(delay)
-                    sink.epoch(i, e, {"val_acc": 0.1 * e + 0.01 * c.seed, "val_loss": 2.0 - 0.1 * e},
-                               layers=[{"name": f"l{k}", "std": 0.1 * k} for k in range(LAYERS)],
-                               histograms=[{"name": f"l{k}", "edges": [0, 1, 2], "counts": [e, k]}
-                                           for k in range(LAYERS)],
-                               steps=[{"step": STEPS * e + s, "loss": 1.0 / (e + 1)} for s in range(STEPS)]
-                               if e else [])
+                    params = tuple(ParamStats(k, "weight", f"l{k}", 4, 0.0, 0.1 * k, -1.0, 1.0, 0.0, 0,
+                                              (0.0,) * 7, (0.0, 1.0, 2.0), (e, k)) for k in range(LAYERS))
+                    acts = tuple(ActivationStats(k, 0.0, 1.0, 0.0, 1.0, 0.5, 0.0) for k in range(LAYERS))
+                    rec = EpochRecord(i, e, STEPS * e, float("nan"), float("nan"), 2.0 - 0.1 * e,
+                                      0.1 * e + 0.01 * c.seed, 0.0, len(cells), False, params, acts)
+                    steps = [StepRecord(i, e, STEPS * e + s, 1, 32, 1.0 / (e + 1), 0.5)
+                             for s in range(STEPS)] if e else []
+                    sink.epoch(i, rec, steps=steps)
         return train
 """)
 
@@ -96,12 +100,13 @@ def test_sigkill_mid_study_then_resume(tmp_path: Path) -> None:
         # and no layer/histogram/step row exists without its epoch row
         for cell, epoch in conn.execute("SELECT cell, epoch FROM epochs"):
             args = (cell, epoch)
-            assert conn.execute("SELECT count(*) FROM layer_stats WHERE cell=? AND epoch=?", args).fetchone()[0] == layers
-            assert conn.execute("SELECT count(*) FROM histograms WHERE cell=? AND epoch=?", args).fetchone()[0] == layers
+            assert conn.execute("SELECT count(*) FROM param_stats WHERE cell=? AND epoch=?", args).fetchone()[0] == layers
+            assert conn.execute("SELECT count(*) FROM activation_stats WHERE cell=? AND epoch=?",
+                                args).fetchone()[0] == layers
             n_steps = conn.execute("SELECT count(*) FROM steps WHERE cell=? AND step BETWEEN ? AND ?",
                                    (cell, steps * epoch, steps * epoch + steps - 1)).fetchone()[0]
             assert n_steps == (steps if epoch else 0)
-        for table in ("layer_stats", "histograms"):
+        for table in ("param_stats", "activation_stats"):
             orphans = conn.execute(
                 f"SELECT count(*) FROM {table} t LEFT JOIN epochs e "
                 f"ON e.cell = t.cell AND e.epoch = t.epoch WHERE e.cell IS NULL").fetchone()[0]
@@ -118,12 +123,11 @@ def test_sigkill_mid_study_then_resume(tmp_path: Path) -> None:
         assert result.complete and result.resume.reset == statuses["running"]
         assert store.status_counts()["done"] == n_cells
         assert store.integrity_check() == "ok"
-        rows = store.epochs()
-        assert len(rows) == total_epoch_rows
-        assert sorted((r["cell"], r["epoch"]) for r in rows) == sorted(
+        rows = store.epoch_records()
+        assert sorted((k, r.epoch) for k, v in rows.items() for r in v) == sorted(
             (c.key, e) for c in study.cells for e in range(epochs + 1))
         for c in study.cells:
-            assert [r["val_acc"] for r in store.epochs(c.key)] == [0.1 * e + 0.01 * c.seed for e in range(epochs + 1)]
-            assert len(store.layer_stats(c.key)) == layers * (epochs + 1)
-            assert len(store.histograms(c.key)) == layers * (epochs + 1)
-            assert [s["step"] for s in store.steps(c.key)] == list(range(steps, steps * (epochs + 1)))
+            assert [r.val_acc for r in rows[c.key]] == [0.1 * e + 0.01 * c.seed for e in range(epochs + 1)]
+            assert all(len(r.params) == len(r.activations) == layers for r in rows[c.key])
+            assert [r.params[1].hist_counts for r in rows[c.key]] == [(e, 1) for e in range(epochs + 1)]
+            assert [s.step for s in store.steps(c.key)] == list(range(steps, steps * (epochs + 1)))

@@ -72,32 +72,23 @@ def test_engine_records_land_in_the_store(tmp_path: Path) -> None:
         ok, bad = study.cells
         assert store.get_meta("quantile_levels") == list(QUANTILE_LEVELS)
 
-        rows = store.epochs(ok.key)
-        assert [r["epoch"] for r in rows] == [0, 1, 2]
-        assert rows[2]["val_acc"] == pytest.approx(0.5) and rows[2]["wall"] == 0.5
-        assert rows[2]["step"] == 8 and rows[2]["batch_models"] == 2 and rows[2]["diverged"] is False
-        assert math.isnan(rows[0]["train_loss"])
-
-        layers = store.layer_stats(ok.key, epoch=1)
-        assert [(l["layer"], l["name"]) for l in layers] == [(1, "layer1"), (2, "layer2")]
-        assert layers[1]["weight"]["std"] == pytest.approx(0.2) and layers[1]["weight"]["tensor"] == "4.weight"
-        assert layers[0]["bias"]["quantiles"] == pytest.approx([0.1 * q for q in QUANTILE_LEVELS])
-        assert layers[0]["activation"] == {"pre_mean": 0.0, "pre_std": 1.0, "post_mean": 0.4,
-                                           "post_std": 0.6, "post_frac_zero": 0.5, "dead_units": 0.0}
-        hists = store.histograms(ok.key, epoch=1)
-        assert [(h["layer"], h["kind"]) for h in hists] == [(1, "bias"), (1, "weight"), (2, "bias"), (2, "weight")]
-        assert hists[3]["edges"] == pytest.approx([-0.2, 0.0, 0.2]) and hists[3]["counts"] == [6, 6]
+        rows = store.epochs(ok.key)  # the engine's records, unchanged, under their own names
+        assert [type(r) for r in rows] == [EpochRecord] * 3
+        for r, want in zip(rows, (_epoch(0, 0), _epoch(0, 1), _epoch(0, 2))):
+            assert r.same(want)
+        assert rows[1].params[2].name == "4.weight" and rows[1].params[2].std == pytest.approx(0.2)
+        assert rows[1].params[0].hist_counts == (6, 6) and rows[1].activations[0].post_std == 0.6
 
         steps = store.steps(ok.key)
-        assert [s["step"] for s in steps] == [2, 4, 6, 8, 9]
-        assert steps[0]["acc"] == 0.3 and steps[0]["samples"] == 256 and steps[0]["loss"] == 0.5
+        assert [s.step for s in steps] == [2, 4, 6, 8, 9]
+        assert all(s == _step(0, s.step) for s in steps)  # accuracy keeps its name
 
         (rec,) = store.cells("diverged")
-        assert rec.key == bad.key and (rec.diverged_epoch, rec.diverged_step) == (2, 7)
-        (event,) = store.events(bad.key)
-        assert event["kind"] == "diverged" and event["detail"]["reason"] == "loss"
-        assert math.isinf(event["detail"]["loss"])
+        assert rec.key == bad.key and rec.status == "diverged"
+        div = store.divergence(bad.key)
+        assert div.same(Divergence(model=1, epoch=2, step=7, epoch_step=3, loss=math.inf, reason="loss"))
+        assert store.divergence(ok.key) is None
         bad_rows = store.epochs(bad.key)
-        assert [r["epoch"] for r in bad_rows] == [0, 1, 2] and bad_rows[2]["diverged"] is True
-        assert math.isnan(bad_rows[2]["val_acc"])
-        assert [s["step"] for s in store.steps(bad.key)] == [2, 4, 6]
+        assert [r.epoch for r in bad_rows] == [0, 1, 2] and bad_rows[2].diverged is True
+        assert math.isnan(bad_rows[2].val_acc)
+        assert [s.step for s in store.steps(bad.key)] == [2, 4, 6]

@@ -26,6 +26,12 @@ def _data(n_train: int = 256, n_val: int = 64):
     return TrainData(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
 
 
+def _curves(store: Store) -> list:
+    """Every epoch record of the store, without the wall times."""
+    return [{k: v for k, v in r.to_dict().items() if k != "wall_s"}
+            for rows in store.epoch_records().values() for r in rows]
+
+
 def test_engine_groups_are_recorded_and_reproducible(tmp_path: Path) -> None:
     data = _data()
     loads = []
@@ -43,28 +49,28 @@ def test_engine_groups_are_recorded_and_reproducible(tmp_path: Path) -> None:
         assert result.complete and result.done + result.diverged == 6
         assert len(loads) == 1  # one dataset for both groups
         assert store.get_meta("device")["device"] == "cpu"
-        rec = store.cells()[0]
-        assert rec.init["scheme"] == "he_normal" and rec.init["seed"] == 0
-        assert [layer["fan_in"] for layer in rec.init["layers"]] == [784, 16]
+        init = store.init_record(store.cells()[0].key)
+        assert init.report.scheme == "he_normal" and init.report.seed == 0
+        assert [layer.fan_in for layer in init.report.layers] == [784, 16]
+        assert init.check is not None and init.check.ok  # initlab.check ran at init
         lsuv = next(r for r in store.cells() if r.scheme == "lsuv")
-        assert lsuv.init["lsuv"], "LSUV records its fitting steps"
+        assert store.init_record(lsuv.key).report.lsuv, "LSUV records its fitting steps"
+        assert store.init_record(lsuv.key).check.ok  # checked on the batch it was fitted on
         for r in store.cells():
             epochs = store.epochs(r.key)
-            assert [e["epoch"] for e in epochs] == [0, 1, 2]
-            assert len(store.layer_stats(r.key)) == 3 * 2
-            assert len(store.histograms(r.key)) == 3 * 2 * 2  # weight + bias per layer
+            assert [e.epoch for e in epochs] == [0, 1, 2]
+            assert all(len(e.params) == 2 * 2 and len(e.activations) == 2 for e in epochs)  # weight + bias
             assert store.steps(r.key)
-        he = [e for e in store.epochs() if e["cell"] == study.cells[0].key]
-        assert math.isnan(he[0]["train_loss"]) and he[2]["val_acc"] > 0.5
+        he = store.epochs(study.cells[0].key)
+        assert math.isnan(he[0].train_loss) and he[2].val_acc > 0.5
         s = summarize(store)
         assert [r.scheme for r in s.rows][:3] == ["he_normal", "zeros", "lsuv"]
-        first = store.epochs()
+        first = _curves(store)
 
     with Store.create(tmp_path / "b") as store:  # same cells, fresh store: same numbers
         run_study(study, store, engine_train_group(loader=lambda cell: data))
-        again = store.epochs()
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall"} for r in rows]  # noqa: E731
-    assert repr(strip(again)) == repr(strip(first))
+        again = _curves(store)
+    assert repr(again) == repr(first)
 
 
 @pytest.mark.data
@@ -118,9 +124,9 @@ def test_study_probes_each_model_once_across_split_groups(tmp_path: Path, monkey
         # 3 schemes x 2 seeds per model in groups of 4: the second group of a model adds its new scheme
         result = run_study(study, store, engine_train_group(loader=lambda cell: data), max_group_size=4)
         assert result.complete
-        probes = store.get_meta("probes")
-        assert store.get_meta("probe_errors") is None
-        with_probe = store.epochs()
+        probes = {label: {dataset: p.to_dict()} for (label, dataset), p in store.probes().items()}
+        assert store.probe_errors() == {}
+        with_probe = _curves(store)
     assert calls == [["he_normal", "zeros"], ["lsuv"]] * 2
     assert sorted(probes) == sorted(m.label for m in models)
     for spec in models:
@@ -132,10 +138,9 @@ def test_study_probes_each_model_once_across_split_groups(tmp_path: Path, monkey
     # the probe does not change training: the same numbers without it
     with Store.create(tmp_path / "b") as store:
         run_study(study, store, engine_train_group(loader=lambda cell: data, probe=False), max_group_size=4)
-        assert store.get_meta("probes") is None
-        without = store.epochs()
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall"} for r in rows]  # noqa: E731
-    assert repr(strip(without)) == repr(strip(with_probe))
+        assert store.probes() == {}
+        without = _curves(store)
+    assert repr(without) == repr(with_probe)
 
 
 def test_resumed_study_does_not_probe_its_model_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,11 +156,11 @@ def test_resumed_study_does_not_probe_its_model_again(tmp_path: Path, monkeypatc
     with Store.create(tmp_path) as store:
         with pytest.raises(KeyboardInterrupt):
             run_study(study, store, killed)
-        first = store.get_meta("probes")
+        first = {k: p.to_dict() for k, p in store.probes().items()}
         assert calls == [["he_normal", "lsuv"]] and store.status_counts()["running"] == 2
         result = run_study(study, store, train)  # resume: both cells are trained again
         assert result.complete and result.resume.reset == 2
-        assert calls == [["he_normal", "lsuv"]] and store.get_meta("probes") == first
+        assert calls == [["he_normal", "lsuv"]] and {k: p.to_dict() for k, p in store.probes().items()} == first
 
 
 def test_a_failing_probe_is_recorded_and_the_study_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,8 +175,8 @@ def test_a_failing_probe_is_recorded_and_the_study_goes_on(tmp_path: Path, monke
     label = study.cells[0].model_label
     with Store.create(tmp_path) as store:
         assert run_study(study, store, engine_train_group(loader=lambda cell: data)).complete
-        assert store.get_meta("probes") is None
-        assert store.get_meta("probe_errors") == {label: {"fashion-mnist": "RuntimeError: probe exploded second line"}}
+        assert store.probes() == {}
+        assert store.probe_errors() == {(label, "fashion-mnist"): "RuntimeError: probe exploded second line"}
 
 
 def test_cli_no_probe_reaches_the_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from initlab.engine.models import MLPSpec
 from initlab.errors import InitlabError
+from initlab.records import Divergence, EpochRecord, SchemeSummary
 from initlab.study import Store, StudyConfig, render_table, summarize, summary_json
 from initlab.study.summary import (
     CellResult,
@@ -57,10 +58,13 @@ def _fill(run_dir: Path, *, models: tuple[MLPSpec, ...] = (MLPSpec(hidden=(8,)),
                 n = 3
                 curve[2] = (0.1, math.nan)
             for e in range(n):
-                store.record_epoch(c.key, e, {"val_acc": curve[e][0], "val_loss": curve[e][1]})
+                store.record_epoch(c.key, EpochRecord(0, e, e, math.nan, math.nan, curve[e][1], curve[e][0],
+                                                      0.0, 1, diverged and e == n - 1))
             if c.scheme == "zeros" and c.seed == 1:
                 continue  # interrupted: stays running
-            store.mark_finished(c.key, diverged_epoch=2 if diverged else None)
+            if diverged:
+                store.record_divergence(c.key, Divergence(0, 2, 2, 1, math.nan, "loss"))
+            store.mark_finished(c.key)
     return curves, list(study.cells)
 
 
@@ -280,6 +284,7 @@ def test_summarize_schemes_tests_each_scheme_against_the_best() -> None:
         assert math.isnan(by[name].p_vs_best) and not by[name].significant
     # the per-scheme statistics are those of scheme_stats
     alone = scheme_stats("bad", results["bad"])
+    assert type(alone) is SchemeSummary and all(type(r) is SchemeSummary for r in rows)
     assert by["bad"] == dataclasses.replace(alone, p_vs_best=by["bad"].p_vs_best, significant=by["bad"].significant)
     # nothing scored: no best, no tests
     assert not any(r.is_best for r in summarize_schemes({"x": [_res([0.1, 0.5], "diverged")]}))

@@ -18,12 +18,26 @@ The records one run produces, per model: one :class:`EpochRecord` per epoch (inc
 epoch 0) until the model diverges (the epoch in which it diverges still gets a record, with
 ``diverged=True`` and NaN metrics), one :class:`StepRecord` every ``log_every`` steps while
 it is alive, and at most one :class:`Divergence`.
+
+Besides the engine's records this module holds the engine-free facts every layer above
+shares: :class:`CellStatus` (the state of one cell of a study) and :class:`SchemeSummary`
+(one row of the per-scheme summary; its math is :mod:`initlab.study.summary`). Every
+record has ``to_dict()`` and its inverse ``from_dict()``:
+``type(r).from_dict(r.to_dict())`` equals ``r`` field by field (NaN reads back as NaN),
+which is how the study's store writes and reads them. ``from_dict`` ignores keys it does
+not know and gives defaulted fields their default when the key is missing, so a newer
+record's dict reads on an older initlab and the other way round.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
+
+from initlab.errors import InitlabError
 
 __all__ = [
     "QUANTILE_LEVELS",
@@ -32,6 +46,8 @@ __all__ = [
     "EpochRecord",
     "StepRecord",
     "Divergence",
+    "CellStatus",
+    "SchemeSummary",
 ]
 
 #: Quantile levels of :attr:`ParamStats.quantiles`, in this order.
@@ -40,10 +56,57 @@ QUANTILE_LEVELS: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _NAN = float("nan")
 
 
+_R = TypeVar("_R", bound="_Record")
+
+
 class _Record:
+    #: Fields holding a tuple of nested records, and the record type of their items.
+    _NESTED: ClassVar[dict[str, type[_Record]]] = {}
+
     def to_dict(self) -> dict[str, Any]:
         """A dict of plain values (nested records become dicts, tuples become lists)."""
         return _plain(asdict(self))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[_R], d: dict[str, Any]) -> _R:
+        """The record :meth:`to_dict` wrote (lists become tuples again, nested records
+        their types). Unknown keys are ignored; a missing key of a field without default
+        is a one-line :class:`~initlab.errors.InitlabError`."""
+        if not isinstance(d, dict):
+            raise InitlabError(f"a {cls.__name__} is read from a dict, got {type(d).__name__}; "
+                               f"give what {cls.__name__}.to_dict() wrote")
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name not in d:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise InitlabError(f"a {cls.__name__} needs {f.name!r}, which the dict lacks; "
+                                       f"give what {cls.__name__}.to_dict() wrote")
+                continue
+            v = d[f.name]
+            nested = cls._NESTED.get(f.name)
+            if nested is not None:
+                v = tuple(x if isinstance(x, nested) else nested.from_dict(x) for x in v)
+            elif isinstance(v, list):
+                v = tuple(v)
+            kwargs[f.name] = v
+        return cls(**kwargs)
+
+    def same(self, other: Any) -> bool:
+        """Equality with NaN equal to NaN (``==`` on records with NaN fields is False):
+        the same type and the same :meth:`to_dict`."""
+        return type(other) is type(self) and _same(self.to_dict(), other.to_dict())
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (bool, dict, list)) or isinstance(b, (bool, dict, list)):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
 
 
 def _plain(x: Any) -> Any:
@@ -148,6 +211,8 @@ class EpochRecord(_Record):
     params: tuple[ParamStats, ...] = ()
     activations: tuple[ActivationStats, ...] = ()
 
+    _NESTED: ClassVar[dict[str, type[_Record]]] = {"params": ParamStats, "activations": ActivationStats}
+
 
 @dataclass(frozen=True)
 class StepRecord(_Record):
@@ -184,3 +249,85 @@ class Divergence(_Record):
     reason: str
 
 
+
+
+class CellStatus(StrEnum):
+    """The state of one cell (one model) of a study, as the store records it.
+
+    ``pending`` (not started), ``running`` (started, not finished: interrupted if no
+    process is training it), ``done``, ``diverged`` (finished; :data:`FINAL`) and
+    ``failed`` (its group raised; trained again on resume). A :class:`StrEnum`: a status
+    equals its text (``CellStatus.DONE == "done"``) and prints as it.
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+    #: The statuses of finished cells, whose results are final (kept on resume).
+    FINAL: ClassVar[tuple[CellStatus, ...]]
+
+    @property
+    def final(self) -> bool:
+        """Whether a cell with this status has finished (done or diverged)."""
+        return self in CellStatus.FINAL
+
+    @classmethod
+    def parse(cls, text: Any) -> CellStatus:
+        """The status named *text*, or a one-line error listing the statuses."""
+        try:
+            return cls(text)
+        except ValueError:
+            raise InitlabError(f"unknown cell status {text!r}; statuses are "
+                               f"{', '.join(s.value for s in cls)}") from None
+
+
+CellStatus.FINAL = (CellStatus.DONE, CellStatus.DIVERGED)
+
+
+@dataclass(frozen=True)
+class SchemeSummary(_Record):
+    """One row of the per-scheme summary of a comparison group (one dataset and model):
+    what ``initlab summary``, the report and the exports show. The math and the
+    definitions are :mod:`initlab.study.summary` (the only place that computes it).
+
+    * ``planned`` / ``finished`` / ``done`` / ``n``: cells of the scheme in the study /
+      done or diverged / done / done with at least one trained epoch; ``diverged``;
+    * ``val_acc +- val_acc_ci``, ``val_loss +- val_loss_ci``: final validation metrics,
+      mean and confidence half-width over the done seeds (NaN where undefined);
+    * ``epochs_to``: mean first epoch reaching the accuracy threshold over the ``reached``
+      finished seeds that did (NaN: none did);
+    * ``best_epoch`` / ``best_acc``: the epoch maximizing the seed-mean validation
+      accuracy (``None``: no trained epoch) and that mean;
+    * ``final_accs``: the sample behind ``val_acc``;
+    * ``is_best``, ``p_vs_best``, ``significant``: the comparison with the group's best
+      scheme (Welch's t-test).
+    """
+
+    dataset: str
+    model: str
+    scheme: str
+    planned: int
+    finished: int
+    done: int
+    n: int
+    diverged: int
+    val_acc: float
+    val_acc_ci: float
+    val_loss: float
+    val_loss_ci: float
+    epochs_to: float
+    reached: int
+    best_epoch: int | None
+    best_acc: float
+    final_accs: tuple[float, ...] = ()
+    is_best: bool = False
+    p_vs_best: float = _NAN
+    significant: bool = False
+
+    @property
+    def unfinished(self) -> int:
+        """Cells of the scheme not finished yet (pending, running or failed)."""
+        return self.planned - self.finished

@@ -94,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
         where = export_wandb(args.run_dir, args.wandb, entity=args.wandb_entity, mode=args.wandb_mode, data=data)
         print(f"wandb: {len(where)} runs" + (f", e.g. {where[0]}" if where else ""))
     if data.partial:
+        from initlab.records import CellStatus
+
         counts = data.status_counts()
-        finished = counts.get("done", 0) + counts.get("diverged", 0)
+        finished = sum(counts[s] for s in CellStatus.FINAL)
         print(f"note: study {data.name!r} is PARTIAL ({finished} of {len(data.cells)} cells finished); "
               f"unfinished cells are exported with the epochs they recorded")
     return 0

@@ -53,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
         raise InitlabError(f"--alpha must be below 1, got {args.alpha}")
     check_report_out(args.run_dir, args.out)  # a bad --out fails before any work
     data = load_run(args.run_dir)
+    from initlab.records import CellStatus
+
     counts = data.status_counts()
-    finished = counts.get("done", 0) + counts.get("diverged", 0)
+    finished = sum(counts[s] for s in CellStatus.FINAL)
     path = build_report(args.run_dir, out=args.out, data=data, target=args.threshold, alpha=args.alpha)
     if data.partial:
         print(f"initlab: study {data.name!r} is PARTIAL: {finished} of {len(data.cells)} cells finished; "

@@ -26,13 +26,12 @@ from initlab.report.build import build_report
 from initlab.report.rundata import load_run
 from initlab.report.tables import export_tables, read_table
 from initlab.report.tensorboard_export import export_tensorboard
-from initlab.report.types import ActivationSeries, CellData, InitRecord, ParamSeries, RunData
+from initlab.report.types import ActivationSeries, CellData, ParamSeries, RunData
 from initlab.report.wandb_export import export_wandb
 
 __all__ = [
     "ActivationSeries",
     "CellData",
-    "InitRecord",
     "ParamSeries",
     "RunData",
     "build_report",

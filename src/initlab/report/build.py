@@ -27,7 +27,8 @@ from initlab.report import html as H
 from initlab.report.conformance import conformance
 from initlab.report.plotting import Figure, scheme_colors
 from initlab.report.runinfo import header, run_section
-from initlab.report.summary import SchemeSummary, summarize
+from initlab.records import SchemeSummary
+from initlab.report.summary import summarize
 from initlab.report.types import CellData, RunData
 from initlab.study.summary import format_pm
 
@@ -105,13 +106,13 @@ def _summary_rows(rows: list[SchemeSummary], target: float) -> tuple[list[list[A
             vs_cls = "sig" if r.significant else ""
         else:
             vs, vs_cls = ("n/a", "needs at least 2 finished seeds here and in the best scheme"), "na"
-        if r.reached_target:
-            reach = f"{r.epochs_to_target:.1f} ({r.reached_target}/{r.n_finished})"
+        if r.reached:
+            reach = f"{r.epochs_to:.1f} ({r.reached}/{r.finished})"
         else:
-            reach = f"never (0/{r.n_finished})" if r.n_finished else "–"
+            reach = f"never (0/{r.finished})" if r.finished else "–"
         best = f"{r.best_epoch} ({r.best_acc * 100:.2f}%)" if r.best_epoch is not None else "–"
-        body.append([r.scheme, f"{r.n_done}/{r.n_seeds}", _pm(r.acc_mean, r.acc_ci, 100, 2),
-                     _pm(r.loss_mean, r.loss_ci, 1, 4), best, reach, str(r.diverged), vs])
+        body.append([r.scheme, f"{r.done}/{r.planned}", _pm(r.val_acc, r.val_acc_ci, 100, 2),
+                     _pm(r.val_loss, r.val_loss_ci, 1, 4), best, reach, str(r.diverged), vs])
         classes.append(["", "", "best" if r.is_best else "", "", "", "", "sig" if r.diverged else "",
                         vs_cls])
     return body, classes
@@ -158,9 +159,9 @@ def _section_curves(ctx: _Ctx) -> str:
 def _layer_labels(cells: list[CellData]) -> dict[int, str]:
     labels: dict[int, str] = {}
     for c in cells:
-        for rec in c.init:
-            if rec.layer not in labels and len(rec.shape) == 2:
-                labels[rec.layer] = f"layer {rec.layer} ({rec.shape[1]}→{rec.shape[0]})"
+        for layer, rec in enumerate(c.init.report.layers if c.init is not None else (), 1):
+            if layer not in labels and len(rec.shape) == 2:
+                labels[layer] = f"layer {layer} ({rec.shape[1]}→{rec.shape[0]})"
     return labels
 
 
@@ -218,19 +219,25 @@ def _section_activations(ctx: _Ctx) -> str:
 
 
 def _section_conformance(ctx: _Ctx) -> str:
-    from initlab.report.conformance import REL_TOL, SIGMAS
+    """``initlab.check``'s verdicts at init, as the study stored them, per group."""
+    from initlab.report.conformance import sigmas
     from initlab.report.fig_conformance import conformance_figure
 
     parts = []
+    thresholds = set()
     for i, (model, dataset) in enumerate(ctx.groups):
         parts.append(ctx.heading(i, model, dataset))
         tab = conformance(ctx.run, model, dataset)
         tab = {s: tab[s] for s in ctx.run.schemes() if s in tab}
         if not tab:
-            parts.append('<p class="note">No initialization records were stored for this group.</p>')
+            parts.append('<p class="note">No conformance check at init was stored for this group '
+                         '(a store written before studies ran initlab.check at init, or the check '
+                         'failed); <code>initlab check</code> checks a model.</p>')
             continue
+        thresholds.add(sigmas(ctx.run, model, dataset))
         f = ctx.add(conformance_figure, tab, ctx.path(f"{_slug(i)}_conformance.png"), ctx.title(model, dataset))
-        parts.append(H.figure(f, "log2 of realized / expected weight std at init; x marks a flagged layer."))
+        parts.append(H.figure(f, "log2 of realized / expected weight std at init; x marks a layer "
+                                 "initlab.check found not to conform."))
         schemes = list(tab)
         layers = sorted({layer for rows in tab.values() for layer in rows})
         body, classes, flagged = [], [], []
@@ -245,53 +252,35 @@ def _section_conformance(ctx: _Ctx) -> str:
                     continue
                 tip = (f"{s}, {c.name}: expected std {_fmt(c.expected_std)}, realized {_fmt(c.realized_std)}"
                        f" (mean of {c.seeds} seed{'s' if c.seeds != 1 else ''})")
-                if c.flagged is None:
-                    row.append(("n/a", tip + "; no a-priori law (data-dependent scheme)"))
-                    cls.append("na")
+                mark = "✗ " if c.flagged else ""
+                if not math.isfinite(c.expected_std):
+                    row.append((mark + "data", tip + "; no a-priori law: checked on its output variance"))
                 elif not c.expected_std > 0:
                     row.append(("0" if not c.flagged else f"✗ {_fmt(c.realized_std, 3)}", tip))
-                    cls.append("flag" if c.flagged else "")
                 else:
-                    row.append((("✗ " if c.flagged else "") + f"{c.ratio:.3f}", tip))
-                    cls.append("flag" if c.flagged else "")
+                    row.append((mark + f"{c.ratio:.3f}", tip))
+                cls.append("flag" if c.flagged else ("na" if not math.isfinite(c.expected_std) else ""))
                 if c.flagged:
-                    flagged.append(f"{s}, layer {layer} ({c.name}): realized std {_fmt(c.realized_std)} vs "
-                                   f"expected {_fmt(c.expected_std)} ({c.flagged_seeds}/{c.seeds} seeds)")
+                    flagged.append(f"{s}, layer {layer} ({c.name}), {c.flagged_seeds}/{c.seeds} seeds: "
+                                   + "; ".join(c.reasons or ("does not conform",)))
             body.append(row)
             classes.append(cls)
         parts.append(H.table(["layer", *schemes], body, classes=classes,
                              caption="realized / expected weight std at init (hover for values)"))
         if flagged:
-            parts.append("<p><b>Flagged:</b></p><ul>" + "".join(f"<li>{H.esc(x)}</li>" for x in flagged) + "</ul>")
+            parts.append("<p><b>Flagged by initlab.check:</b></p><ul>"
+                         + "".join(f"<li>{H.esc(x)}</li>" for x in flagged) + "</ul>")
         else:
-            parts.append('<p class="note">No layer is flagged.</p>')
+            parts.append('<p class="note">initlab.check found every layer conforming.</p>')
+    level = ", ".join(f"{t:g}" for t in sorted(t for t in thresholds if t is not None)) or "5"
     parts.append(
-        f'<p class="note">A layer is flagged when its realized std is more than {SIGMAS:g} standard '
-        f'errors from the scheme\'s expected std (se = σ·sqrt((κ−1)/4n), κ the law\'s kurtosis, '
-        f'n the number of weights), or, where that error cannot be sized, more than '
-        f'{REL_TOL * 100:g}% off; constant laws must give std 0. Data-dependent schemes (LSUV) '
-        f'have no a-priori std (n/a).</p>')
+        f'<p class="note">The verdicts are <code>initlab.check</code>\'s, run on each model right '
+        f'after initialization: a layer is flagged when its mean or variance is more than {level} '
+        f'standard errors from the scheme\'s law (with the law\'s own fourth moment), or a '
+        f'Kolmogorov–Smirnov test rejects its shape; deterministic laws are compared exactly; '
+        f'data-dependent schemes (LSUV) are checked on their output variance on the fitting batch '
+        f'("data").</p>')
     return "".join(parts)
-
-
-def _probe_result(raw: Any) -> Any:
-    """A probe result object with ``save_figures`` from what the study stored: the object
-    itself, or a ``ProbeResult.to_dict()`` dict; ``None`` when it cannot be rebuilt."""
-    from initlab.errors import InitlabError
-    from initlab.probe.result import ProbeResult
-
-    if hasattr(raw, "save_figures"):
-        return raw
-    if isinstance(raw, dict):
-        try:
-            return ProbeResult.from_dict(raw)
-        except InitlabError:  # a layout this version cannot read
-            return None
-    return None
-
-
-_NO_REBUILD = ('<p class="note">The study recorded a signal-propagation probe, but this initlab '
-               'cannot rebuild it for drawing; run <code>initlab probe</code> for its figures.</p>')
 
 
 def _probe_table(result: Any) -> str:
@@ -311,26 +300,20 @@ def _probe_table(result: Any) -> str:
                    classes=classes, caption=caption)
 
 
-def _probe_block(ctx: _Ctx, raw: Any, directory: Path, prefix: str) -> str:
-    """The verdict table and figures of one stored probe; its PNGs are written as
+def _probe_block(ctx: _Ctx, result: Any, directory: Path, prefix: str) -> str:
+    """The verdict table and figures of one stored probe (a
+    :class:`~initlab.probe.result.ProbeResult`); its PNGs are written as
     ``directory/<prefix><figure>.png`` (:func:`initlab.probe.figures.save_probe_figures`)."""
     from initlab.probe.figures import save_probe_figures
-    from initlab.probe.result import ProbeResult
     from initlab.report.plotting import load_png
 
-    result = _probe_result(raw)
-    if result is None:
-        return _NO_REBUILD
-    rebuilt = isinstance(result, ProbeResult)
-    paths = save_probe_figures(result, directory, prefix=prefix) if rebuilt else result.save_figures(directory)
     figures = []
-    for p in map(Path, paths or []):
+    for p in map(Path, save_probe_figures(result, directory, prefix=prefix) or []):
         if p.suffix.lower() == ".png" and p.is_file():
             fig = load_png(p, f"probe: {p.stem}")
             ctx.figures.append(fig)
             figures.append(H.figure(fig, f"Signal propagation at init: {p.stem.removeprefix(prefix)}."))
-    table = _probe_table(result) if rebuilt else ""
-    return table + ("".join(figures) or '<p class="note">The probe produced no figures.</p>')
+    return _probe_table(result) + ("".join(figures) or '<p class="note">The probe produced no figures.</p>')
 
 
 def _group_probe(ctx: _Ctx, i: int, model: str, dataset: str) -> str:
@@ -347,15 +330,12 @@ def _group_probe(ctx: _Ctx, i: int, model: str, dataset: str) -> str:
 
 def _section_probe(ctx: _Ctx) -> str:
     """The signal-propagation probe at init of each ``(model, dataset)`` group that the
-    study recorded (:mod:`initlab.study.local`), then a single study-wide probe of the
-    older layout: a verdict table and the figures of
+    study recorded (:mod:`initlab.study.init_records`): a verdict table and the figures of
     :func:`initlab.probe.figures.save_probe_figures`."""
     parts = []
     if ctx.run.probes or ctx.run.probe_errors:
         for i, (model, dataset) in enumerate(ctx.groups):
             parts.append(ctx.heading(i, model, dataset) + _group_probe(ctx, i, model, dataset))
-    if ctx.run.probe is not None:
-        parts.append(_probe_block(ctx, ctx.run.probe, ctx.fig_dir / "probe", "probe_"))
     return "".join(parts)
 
 
@@ -458,7 +438,7 @@ def build_report(run_dir: str | os.PathLike[str], *, out: str | os.PathLike[str]
             ("activations", _section_activations(ctx)),
             ("conformance", _section_conformance(ctx)),
         ]
-        if run.probe is not None or run.probes or run.probe_errors:
+        if run.probes or run.probe_errors:
             sections.append(("probe", _section_probe(ctx)))
         sections.append(("run", run_section(run, len(ctx.figures), fig_dir, time.perf_counter() - t0)))
         body = "".join(

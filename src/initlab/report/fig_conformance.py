@@ -1,9 +1,9 @@
 """Conformance figure: realized / expected weight std at init, scheme x layer.
 
 Colour is :math:`\\log_2(s/\\sigma)` on a diverging scale clipped at +-1 (half to double the
-expected std); flagged entries (:mod:`initlab.report.conformance`) carry a cross, entries
-with no expected std (data-dependent schemes) or a zero one (constant laws) are grey
-and marked ``n/a`` or ``0``.
+expected std); entries :func:`initlab.check` flagged at init (:mod:`initlab.report.conformance`)
+carry a cross, entries with no expected std (data-dependent schemes, checked on their
+output variance instead) or a zero one (constant laws) are grey and marked ``data`` or ``0``.
 """
 
 from __future__ import annotations
@@ -47,13 +47,13 @@ def conformance_figure(table: dict[str, dict[int, ConformanceCell]], path: Path,
                 continue
             if c.flagged:
                 ax.text(j, i, "x", ha="center", va="center", fontsize=9, fontweight="bold", color="k")
-            elif c.flagged is None:
-                ax.text(j, i, "n/a", ha="center", va="center", fontsize=6, color="0.35")
+            elif not math.isfinite(c.expected_std):
+                ax.text(j, i, "data", ha="center", va="center", fontsize=6, color="0.35")
             elif not (c.expected_std > 0):
                 ax.text(j, i, "0", ha="center", va="center", fontsize=7, color="0.35")
     ax.set_xticks(range(len(layers)), [str(x) for x in layers], fontsize=8)
     ax.set_yticks(range(len(schemes)), schemes, fontsize=8)
     ax.set_xlabel("layer")
     fig.colorbar(im, ax=ax, label="log2(realized / expected std)", shrink=0.9, pad=0.01)
-    ax.set_title(f"realized / expected weight std at init (x: flagged); {title}", fontsize=10)
+    ax.set_title(f"realized / expected weight std at init (x: initlab.check flagged it); {title}", fontsize=10)
     return save_png(fig, path, f"conformance heatmap, {title}")

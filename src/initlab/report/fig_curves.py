@@ -37,7 +37,7 @@ def step_curve(cells: list[CellData]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """``(steps, mean, lo, hi)`` of the windowed training loss over ``cells``: the same
     NaN-ignoring mean and min/max band as the epoch curves
     (:func:`initlab.study.summary.mean_curve`), over optimizer steps."""
-    return core.mean_curve((c.steps.get("step", []), c.steps.get("loss", [])) for c in cells)
+    return core.mean_curve(([s.step for s in c.steps], [s.loss for s in c.steps]) for c in cells)
 
 
 def _band(ax, x, mean, lo, hi, color, label=None) -> None:

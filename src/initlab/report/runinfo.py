@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from initlab.report import html as H
+from initlab.records import CellStatus
 from initlab.report.types import RunData
 
 __all__ = ["header", "run_facts", "run_section"]
@@ -99,7 +100,7 @@ def run_section(run: RunData, n_figures: int, fig_dir: Path, build_s: float) -> 
         div = ""
         if c.divergence:
             d = c.divergence
-            div = f"epoch {d.get('epoch')}, step {d.get('step')} {d.get('reason') or ''}".strip()
+            div = f"epoch {d.epoch}, step {d.step} {d.reason}".strip()
         rows.append([c.scheme, str(c.seed), c.model, c.dataset, c.status, _seconds(c.wall_s),
                      str(max(c.last_epoch, 0)) + (f"/{c.epochs_planned}" if c.epochs_planned else ""), div, c.key])
     parts.append(f"<details><summary>all {len(rows)} cells</summary>" + H.table(
@@ -113,7 +114,7 @@ def run_section(run: RunData, n_figures: int, fig_dir: Path, build_s: float) -> 
 def header(run: RunData) -> str:
     """The page header: title, grid size and, for an unfinished study, the PARTIAL banner."""
     counts = run.status_counts()
-    finished = counts.get("done", 0) + counts.get("diverged", 0)
+    finished = sum(counts[s] for s in CellStatus.FINAL)
     total = len(run.cells)
     schemes, seeds = run.schemes(), sorted({c.seed for c in run.cells})
     out = [f"<h1>initlab report: {H.esc(run.name)}</h1>",
@@ -121,7 +122,7 @@ def header(run: RunData) -> str:
            f"group{'s' if len(run.groups()) != 1 else ''} = {total} cells; generated "
            f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>"]
     if run.partial:
-        rest = ", ".join(f"{counts[s]} {s}" for s in ("running", "failed", "pending") if counts.get(s))
+        rest = ", ".join(f"{n} {s}" for s, n in counts.items() if n and not s.final)
         out.append(f'<div class="banner" id="partial" data-partial="1">PARTIAL: {finished} of {total} '
                    f'cells finished ({H.esc(rest)}). This report shows what finished; rerun '
                    f'<code>initlab run</code> with the same directory to resume.</div>')

@@ -17,7 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from initlab.report.types import ActivationSeries, CellData, InitRecord, ParamSeries, RunData
+from initlab.apply import InitReport, LayerRecord
+from initlab.check import CheckReport, CheckRow
+from initlab.records import ActivationStats, Divergence, EpochRecord, ParamStats, StepRecord
+from initlab.report.types import CellData, RunData
+from initlab.study.init_records import InitRecord
 
 __all__ = ["synthetic_run"]
 
@@ -84,14 +88,15 @@ def synthetic_run(
             train_loss = np.where(ep == 0, np.nan, val_loss * 0.9)
             if status == "diverged" and ep.size:
                 val_acc[-1] = val_loss[-1] = train_acc[-1] = train_loss[-1] = np.nan
-            metrics = {"epoch": ep, "train_loss": train_loss, "val_loss": val_loss,
-                       "train_acc": train_acc, "val_acc": val_acc}
             n_steps = max(0, last) * 4
-            steps = {"step": np.arange(1, n_steps + 1) * 10,
-                     "loss": 2.3 * np.exp(-quality * np.arange(1, n_steps + 1) / 4) + 0.2}
-            params: list[ParamSeries] = []
-            acts: list[ActivationSeries] = []
-            init: list[InitRecord] = []
+            step_no = np.arange(1, n_steps + 1)
+            step_loss = 2.3 * np.exp(-quality * step_no / 4) + 0.2
+            steps = tuple(StepRecord(0, int((k - 1) // 4) + 1, int(10 * k), 10, 320, float(v), math.nan)
+                          for k, v in zip(step_no, step_loss))
+            per_epoch: list[list[ParamStats]] = [[] for _ in ep]
+            acts: list[list[ActivationStats]] = [[] for _ in ep]
+            layer_records: list[LayerRecord] = []
+            check_rows: list[CheckRow] = []
             for layer in range(1, n_layers + 1):
                 fan_in, fan_out = widths[layer - 1], widths[layer]
                 numel = fan_in * fan_out
@@ -99,37 +104,47 @@ def synthetic_run(
                 realized = expected * (1 + rng.normal(0, 1) / math.sqrt(2 * numel))
                 if layer == n_layers and si == len(schemes) - 1:
                     realized = 1.5 * expected  # one non-conforming layer
-                init.append(InitRecord(layer, f"{2 * layer - 1}.weight", expected, realized, 0.0,
-                                       0.0, numel, "normal", (fan_out, fan_in)))
+                name = f"{2 * layer - 1}.weight"
+                layer_records.append(LayerRecord(name, "Linear", (fan_out, fan_in), 1, fan_in, fan_out,
+                                                 "normal", 0.0, expected, 0.0, realized, "zeros"))
+                z_var = ((realized**2 - expected**2) / (expected**2 * math.sqrt(2 / numel))
+                         if expected > 0 else 0.0)
+                ok = abs(z_var) <= 5.0 if expected > 0 else realized == 0.0
+                check_rows.append(CheckRow(name, (fan_out, fan_in), "normal", 0.0, 0.0, expected, realized,
+                                           0.0, z_var, 0.01, 0.5, ok,
+                                           "" if ok else f"std {realized:.4g} vs expected {expected:.4g}"))
                 stds = realized + 0.02 * np.sqrt(ep) / math.sqrt(fan_in) * 10
                 means = rng.normal(0, 0.001, ep.size) * (ep > 0)
-                hists = [_gauss_hist(m, sd, numel, hist_bins) for m, sd in zip(means, stds)]
-                edges, counts = zip(*hists) if hists else ((), ())  # pending: no epochs
-                params.append(ParamSeries(
-                    layer, "weight", f"{2 * layer - 1}.weight", numel, ep,
-                    {"mean": means, "std": stds, "min": means - 4 * stds, "max": means + 4 * stds,
-                     "frac_zero": (stds == 0).astype(float)},
-                    _QUANTILES, means[:, None] + stds[:, None] * _Z[None, :], list(edges), list(counts),
-                ))
                 bstd = 0.01 * np.sqrt(ep)
-                bhists = [_gauss_hist(0.0, sd, fan_out, hist_bins) for sd in bstd]
-                bedges, bcounts = zip(*bhists) if bhists else ((), ())
-                params.append(ParamSeries(
-                    layer, "bias", f"{2 * layer - 1}.bias", fan_out, ep,
-                    {"mean": np.zeros(ep.size), "std": bstd}, (), None, list(bedges), list(bcounts),
-                ))
                 post_std = init_std_scale ** layer * (1 + 0.1 * ep)
-                acts.append(ActivationSeries(layer, ep, {
-                    "pre_mean": rng.normal(0, 0.01, ep.size), "pre_std": post_std * 1.4,
-                    "post_mean": post_std * 0.4, "post_std": post_std,
-                    "post_frac_zero": np.clip(0.5 + 0.02 * layer - 0.01 * ep, 0, 1) if si else np.ones(ep.size),
-                    "dead_units": np.zeros(ep.size),
-                }))
+                pre_means = rng.normal(0, 0.01, ep.size)
+                frac = np.clip(0.5 + 0.02 * layer - 0.01 * ep, 0, 1) if si else np.ones(ep.size)
+                for i in range(ep.size):
+                    m, sd = float(means[i]), float(stds[i])
+                    edges, counts = _gauss_hist(m, sd, numel, hist_bins)
+                    per_epoch[i].append(ParamStats(
+                        layer, "weight", name, numel, m, sd, m - 4 * sd, m + 4 * sd, float(sd == 0), 0,
+                        tuple(float(q) for q in m + sd * _Z), tuple(map(float, edges)),
+                        tuple(int(c) for c in counts)))
+                    bedges, bcounts = _gauss_hist(0.0, float(bstd[i]), fan_out, hist_bins)
+                    per_epoch[i].append(ParamStats(
+                        layer, "bias", f"{2 * layer - 1}.bias", fan_out, 0.0, float(bstd[i]),
+                        -4 * float(bstd[i]), 4 * float(bstd[i]), float(bstd[i] == 0), 0,
+                        (0.0,) * len(_QUANTILES), tuple(map(float, bedges)), tuple(int(c) for c in bcounts)))
+                    acts[i].append(ActivationStats(layer, float(pre_means[i]), float(post_std[i] * 1.4),
+                                                   float(post_std[i] * 0.4), float(post_std[i]),
+                                                   float(frac[i]), 0.0))
+            records = tuple(EpochRecord(
+                0, int(e), int(e) * 4, float(train_loss[i]), float(train_acc[i]), float(val_loss[i]),
+                float(val_acc[i]), 1.5, len(schemes) * len(seeds), status == "diverged" and i == ep.size - 1,
+                tuple(per_epoch[i]), tuple(acts[i])) for i, e in enumerate(ep))
+            report = InitReport(scheme, int(s), layers=layer_records)
+            init = InitRecord(report, CheckReport(scheme, 5.0, layers=check_rows))
             cells.append(CellData(
                 key=f"{si:02d}{s:02d}" + "0" * 12, scheme=scheme, seed=int(s), model=model,
                 dataset=dataset, status=status, wall_s=1.5 * max(0, last), epochs_planned=epochs,
-                metrics=metrics, steps=steps, params=params, activations=acts, init=init,
-                divergence={"epoch": 1, "step": 7, "reason": "loss"} if status == "diverged" else None,
+                epochs=records, steps=steps, init=init, quantile_levels=_QUANTILES,
+                divergence=Divergence(0, 1, 7, 7, math.nan, "loss") if status == "diverged" else None,
                 config={"scheme": scheme, "seed": int(s), "dataset": dataset,
                         "model": {"hidden": list(widths[1:-1])}, "train": {"epochs": epochs}},
             ))

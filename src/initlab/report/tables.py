@@ -25,8 +25,14 @@ Every table starts with the same identifying columns, :data:`ID_COLUMNS`:
     cell x epoch x layer x tensor x bin: ``epoch``, ``layer``, ``tensor``, ``name``,
     ``bin`` (0-based), ``left``, ``right``, ``count``.
 ``init``
-    cell x weight: ``layer``, ``name``, ``family``, ``numel``, ``expected_mean``,
-    ``expected_std``, ``realized_mean``, ``realized_std``.
+    cell x weight: what :func:`initlab.apply` did (its ``LayerRecord``): ``layer``,
+    ``name``, ``family``, ``numel``, ``expected_mean``, ``expected_std``,
+    ``realized_mean``, ``realized_std``.
+``conformance``
+    cell x weight: :func:`initlab.check`'s verdict at init (its ``CheckRow``): ``layer``,
+    ``name``, ``family``, ``expected_mean``, ``realized_mean``, ``expected_std``,
+    ``realized_std``, ``z_mean``, ``z_var``, ``ks_d``, ``ks_p``, ``conforms``, ``reason``
+    (no rows for a cell whose check was not stored).
 
 Files are ``OUT_DIR/<table>.csv`` or ``OUT_DIR/<table>.parquet``. In CSV a missing or NaN
 value is an empty field (pandas reads it back as NaN); floats are written with full
@@ -60,13 +66,15 @@ TABLES: dict[str, tuple[str, ...]] = {
     "histograms": ("epoch", "layer", "tensor", "name", "bin", "left", "right", "count"),
     "init": ("layer", "name", "family", "numel", "expected_mean", "expected_std", "realized_mean",
              "realized_std"),
+    "conformance": ("layer", "name", "family", "expected_mean", "realized_mean", "expected_std",
+                    "realized_std", "z_mean", "z_var", "ks_d", "ks_p", "conforms", "reason"),
 }
 
 FORMATS: tuple[str, ...] = ("csv", "parquet")
 
 #: Columns that are strings whatever they look like.
 _STRING_COLUMNS = ("study", "cell", "model", "dataset", "scheme", "metric", "tensor", "name", "stat",
-                   "status", "family")
+                   "status", "family", "reason")
 
 
 def _q(level: float) -> str:
@@ -76,8 +84,9 @@ def _q(level: float) -> str:
 def _rows(table: str, run: RunData, c: CellData) -> Iterator[tuple[Any, ...]]:
     ids = (run.name, c.key, c.model, c.dataset, c.scheme, c.seed)
     if table == "cells":
-        div = c.divergence or {}
-        yield ids + (c.status, c.epochs_planned, c.last_epoch, c.wall_s, div.get("epoch"), div.get("step"))
+        div = c.divergence
+        yield ids + (str(c.status), c.epochs_planned, c.last_epoch, c.wall_s,
+                     None if div is None else div.epoch, None if div is None else div.step)
     elif table == "metrics":
         for i, epoch in enumerate(c.metrics["epoch"]):
             for m in METRICS:
@@ -86,10 +95,10 @@ def _rows(table: str, run: RunData, c: CellData) -> Iterator[tuple[Any, ...]]:
                     continue
                 yield ids + (int(epoch), m, v)
     elif table == "steps":
-        for i, step in enumerate(c.steps.get("step", [])):
-            for key, m in (("loss", "train_loss"), ("accuracy", "train_acc")):
-                if key in c.steps and math.isfinite(c.steps[key][i]):
-                    yield ids + (int(step), m, float(c.steps[key][i]))
+        for s in c.steps:
+            for value, m in ((s.loss, "train_loss"), (s.accuracy, "train_acc")):
+                if math.isfinite(value):
+                    yield ids + (s.step, m, float(value))
     elif table == "layers":
         for p in c.params:
             for i, epoch in enumerate(p.epochs):
@@ -109,9 +118,15 @@ def _rows(table: str, run: RunData, c: CellData) -> Iterator[tuple[Any, ...]]:
                     yield ids + (int(epoch), p.layer, p.param, p.name, b, float(edges[b]),
                                  float(edges[b + 1]), int(count))
     elif table == "init":
-        for r in c.init:
-            yield ids + (r.layer, r.name, r.family, r.numel, r.expected_mean, r.expected_std,
+        layers = c.init.report.layers if c.init is not None else ()
+        for layer, r in enumerate(layers, 1):
+            yield ids + (layer, r.name, r.family, math.prod(r.shape), r.expected_mean, r.expected_std,
                          r.realized_mean, r.realized_std)
+    elif table == "conformance":
+        rows = c.init.check.layers if c.init is not None and c.init.check is not None else ()
+        for layer, r in enumerate(rows, 1):
+            yield ids + (layer, r.name, r.family, r.expected_mean, r.realized_mean, r.expected_std,
+                         r.realized_std, r.z_mean, r.z_var, r.ks_d, r.ks_p, r.conforms, r.reason)
 
 
 def table_rows(run: RunData, table: str) -> Iterator[tuple[Any, ...]]:
@@ -147,7 +162,7 @@ def _write_parquet(path: Path, columns: tuple[str, ...], rows: Iterator[tuple[An
     require("pyarrow", "parquet")
     df = pd.DataFrame.from_records(list(rows), columns=list(columns))
     for col in ("value", "left", "right", "wall_s", "expected_mean", "expected_std", "realized_mean",
-                "realized_std"):
+                "realized_std", "z_mean", "z_var", "ks_d", "ks_p"):
         if col in df:
             df[col] = df[col].astype("float64")
     for col in ("diverged_epoch", "diverged_step"):

@@ -76,8 +76,8 @@ def _events(cell: CellData, pb: Any) -> list[tuple[int, Any]]:
     for i, epoch in enumerate(cell.metrics["epoch"]):
         for m in METRICS:
             scalar(f"epoch/{m}", epoch, cell.metrics[m][i])
-    for step, loss in zip(cell.steps.get("step", []), cell.steps.get("loss", [])):
-        scalar("step/train_loss", step, loss)
+    for s in cell.steps:
+        scalar("step/train_loss", s.step, s.loss)
     for p in cell.params:
         prefix = {"weight": "weights", "bias": "biases"}.get(p.param, p.param)
         for epoch in p.epochs:

@@ -2,9 +2,16 @@
 
 :class:`RunData` is a read-only snapshot of a run directory: the study's configuration and
 run metadata plus one :class:`CellData` per trained model (a *cell*: one scheme, seed,
-model and dataset). Only :mod:`initlab.report.rundata` knows how the SQLite store lays
-these out; everything else in :mod:`initlab.report` works on these types, so it can be
-tested on synthetic data (:mod:`initlab.report.synthetic`).
+model and dataset). A cell holds the records the store gave back, of the types the
+engine and the study wrote (:mod:`initlab.records`: :class:`~initlab.records.EpochRecord`
+with its :class:`~initlab.records.ParamStats` and :class:`~initlab.records.ActivationStats`,
+:class:`~initlab.records.StepRecord`, :class:`~initlab.records.Divergence`,
+:class:`~initlab.records.CellStatus`; :class:`~initlab.study.init_records.InitRecord`);
+nothing is renamed or re-parsed on the way. :class:`ParamSeries` and
+:class:`ActivationSeries` are not records: they are column views over a cell's epoch
+records (one tensor or layer across epochs, as arrays), computed from them for plotting.
+Everything in :mod:`initlab.report` works on these types, so it can be tested on
+synthetic data (:mod:`initlab.report.synthetic`).
 
 Conventions follow the engine's records (:mod:`initlab.records`):
 
@@ -18,33 +25,31 @@ Conventions follow the engine's records (:mod:`initlab.records`):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from initlab.errors import InitlabError
+from initlab.records import (QUANTILE_LEVELS, CellStatus, Divergence, EpochRecord, ParamStats,
+                             StepRecord)
+
+if TYPE_CHECKING:
+    from initlab.probe.result import ProbeResult
+    from initlab.study.init_records import InitRecord
 
 __all__ = [
     "METRICS",
-    "FINISHED",
-    "STATUSES",
     "ActivationSeries",
     "CellData",
-    "InitRecord",
     "ParamSeries",
     "RunData",
 ]
 
-#: Per-epoch metrics of a cell, in report order.
+#: Per-epoch metrics of a cell (:class:`~initlab.records.EpochRecord` fields), in report order.
 METRICS: tuple[str, ...] = ("train_loss", "val_loss", "train_acc", "val_acc")
-
-#: Cell statuses, in the order the report lists them.
-STATUSES: tuple[str, ...] = ("done", "diverged", "running", "failed", "pending")
-
-#: Statuses of cells whose results are final.
-FINISHED: tuple[str, ...] = ("done", "diverged")
 
 
 def _f64(values: Any) -> np.ndarray:
@@ -117,6 +122,24 @@ class ParamSeries:
         """The statistic ``name`` at ``epoch`` (NaN if not recorded)."""
         return _stat_at(self.stats, self.epochs, name, epoch)
 
+    @classmethod
+    def of(cls, rows: Sequence[tuple[int, ParamStats]], levels: tuple[float, ...] = QUANTILE_LEVELS
+           ) -> ParamSeries:
+        """The view of one tensor's ``(epoch, ParamStats)`` records, in epoch order."""
+        rows = sorted(rows, key=lambda r: r[0])
+        first = rows[0][1]
+        quant = None
+        if levels and all(len(p.quantiles) == len(levels) for _, p in rows):
+            quant = [list(p.quantiles) for _, p in rows]
+        return cls(
+            layer=first.layer, param=first.param, name=first.name, numel=first.numel,
+            epochs=[e for e, _ in rows],
+            stats={s: [getattr(p, s) for _, p in rows] for s in _PARAM_STATS},
+            quantile_levels=levels if quant else (), quantiles=quant,
+            hist_edges=[list(p.hist_edges) for _, p in rows],
+            hist_counts=[list(p.hist_counts) for _, p in rows],
+        )
+
 
 @dataclass
 class ActivationSeries:
@@ -138,79 +161,85 @@ class ActivationSeries:
         return _stat_at(self.stats, self.epochs, name, epoch)
 
 
-@dataclass
-class InitRecord:
-    """What the initializer did to one weight: its expected and realized moments.
-
-    ``expected_std`` is NaN for data-dependent schemes (LSUV), whose law is not known a
-    priori. ``numel`` (0 if unknown) and ``family`` (``""`` if unknown) size the tolerance
-    of the conformance check (:mod:`initlab.report.conformance`).
-    """
-
-    layer: int
-    name: str
-    expected_std: float
-    realized_std: float
-    expected_mean: float = math.nan
-    realized_mean: float = math.nan
-    numel: int = 0
-    family: str = ""
-    shape: tuple[int, ...] = ()
+_PARAM_STATS = ("mean", "std", "min", "max", "frac_zero", "nonfinite")
+_ACT_STATS = ("pre_mean", "pre_std", "post_mean", "post_std", "post_frac_zero", "dead_units")
 
 
 @dataclass
 class CellData:
-    """Everything recorded for one model (one cell of the study grid)."""
+    """Everything recorded for one model (one cell of the study grid): its identity and
+    status, and the records the study wrote for it, as the store gave them back."""
 
     key: str
     scheme: str
     seed: int
     model: str
     dataset: str
-    status: str
+    status: CellStatus
     wall_s: float = math.nan
     epochs_planned: int = 0
-    #: ``epoch`` (ints) and each of :data:`METRICS` (floats, NaN where missing), aligned.
-    metrics: dict[str, np.ndarray] = field(default_factory=dict)
-    #: ``step``, ``loss`` (and optionally ``accuracy``): the windowed training loss.
-    steps: dict[str, np.ndarray] = field(default_factory=dict)
-    params: list[ParamSeries] = field(default_factory=list)
-    activations: list[ActivationSeries] = field(default_factory=list)
-    init: list[InitRecord] = field(default_factory=list)
-    #: e.g. ``{"epoch": 2, "step": 731, "reason": "loss"}`` for a diverged cell.
-    divergence: dict[str, Any] | None = None
+    #: one :class:`EpochRecord` per recorded epoch (0 = at init), in epoch order.
+    epochs: tuple[EpochRecord, ...] = ()
+    #: the windowed training loss and accuracy, by step.
+    steps: tuple[StepRecord, ...] = ()
+    divergence: Divergence | None = None
+    #: apply's report and check's verdicts at init (``None``: none stored).
+    init: InitRecord | None = None
+    #: the levels of :attr:`ParamStats.quantiles`.
+    quantile_levels: tuple[float, ...] = QUANTILE_LEVELS
     #: the cell's own settings (the study layer's ``Cell.to_dict()``), for exports.
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        m = dict(self.metrics)
-        epochs = np.asarray(m.pop("epoch", np.zeros(0)), dtype=int).reshape(-1)
-        fixed: dict[str, np.ndarray] = {"epoch": epochs}
+        self.status = CellStatus.parse(self.status)
+        self.epochs = tuple(sorted(self.epochs, key=lambda r: r.epoch))
+        self.steps = tuple(sorted(self.steps, key=lambda r: r.step))
+
+    @cached_property
+    def metrics(self) -> dict[str, np.ndarray]:
+        """``epoch`` (ints) and each of :data:`METRICS` (floats, NaN where missing) over
+        :attr:`epochs`, as aligned arrays."""
+        out: dict[str, np.ndarray] = {"epoch": np.asarray([r.epoch for r in self.epochs], dtype=int)}
         for name in METRICS:
-            v = _f64(m.pop(name, np.full(epochs.size, np.nan)))
-            if v.size != epochs.size:
-                raise InitlabError(f"cell {self.key}: metric {name} has {v.size} values for {epochs.size} "
-                                   f"epochs; give one value per epoch (NaN where missing)")
-            fixed[name] = v
-        for name, v in m.items():  # extra metrics are kept as they are
-            fixed[name] = _f64(v)
-        self.metrics = fixed
-        self.steps = {k: (np.asarray(v, dtype=int) if k == "step" else _f64(v)) for k, v in self.steps.items()}
+            out[name] = np.asarray([getattr(r, name) for r in self.epochs], dtype=float)
+        return out
+
+    @cached_property
+    def params(self) -> list[ParamSeries]:
+        """One :class:`ParamSeries` view per parameter tensor, by layer (weight first)."""
+        rows: dict[tuple[int, str, str], list[tuple[int, ParamStats]]] = {}
+        for r in self.epochs:
+            for p in r.params:
+                rows.setdefault((p.layer, p.param, p.name), []).append((r.epoch, p))
+        order = sorted(rows, key=lambda k: (k[0], k[1] != "weight", k[1], k[2]))
+        return [ParamSeries.of(rows[k], self.quantile_levels) for k in order]
+
+    @cached_property
+    def activations(self) -> list[ActivationSeries]:
+        """One :class:`ActivationSeries` view per layer, by layer."""
+        rows: dict[int, list[tuple[int, Any]]] = {}
+        for r in self.epochs:
+            for a in r.activations:
+                rows.setdefault(a.layer, []).append((r.epoch, a))
+        return [ActivationSeries(layer, [e for e, _ in rows[layer]],
+                                 {s: [getattr(a, s) for _, a in rows[layer]] for s in _ACT_STATS})
+                for layer in sorted(rows)]
 
     @property
     def finished(self) -> bool:
         """Whether the cell's results are final (done or diverged)."""
-        return self.status in FINISHED
+        return self.status.final
 
     @property
     def last_epoch(self) -> int:
         """The last epoch with a recorded metric row (-1 if none)."""
-        e = self.metrics["epoch"]
-        return int(e.max()) if e.size else -1
+        return max((r.epoch for r in self.epochs), default=-1)
 
     def metric(self, name: str, epoch: int) -> float:
-        idx = np.flatnonzero(self.metrics["epoch"] == epoch)
-        return float(self.metrics[name][idx[0]]) if idx.size else math.nan
+        for r in self.epochs:
+            if r.epoch == epoch:
+                return float(getattr(r, name))
+        return math.nan
 
     def weights(self) -> list[ParamSeries]:
         """The ``weight`` parameters, by layer."""
@@ -236,9 +265,8 @@ class RunData:
     ``meta`` holds what the runner recorded about the run (``device``, ``versions``,
     ``wall_s``, ``started``, ``finished``, ...); ``config`` the study configuration.
     ``probes`` maps a ``(model, dataset)`` group (:meth:`groups`) to the signal-propagation
-    probe the study recorded for it at init (a ``ProbeResult.to_dict()`` dict, or the
-    result itself), ``probe_errors`` such a group to the line saying why its probe failed.
-    ``probe`` is a single probe of the whole study (the layout before per-group probes).
+    probe (:class:`~initlab.probe.result.ProbeResult`) the study recorded for it at init,
+    ``probe_errors`` such a group to the line saying why its probe failed.
     """
 
     run_dir: Path
@@ -246,8 +274,7 @@ class RunData:
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     cells: list[CellData] = field(default_factory=list)
-    probe: Any = None
-    probes: dict[tuple[str, str], Any] = field(default_factory=dict)
+    probes: dict[tuple[str, str], ProbeResult] = field(default_factory=dict)
     probe_errors: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
@@ -255,10 +282,11 @@ class RunData:
         """True when some cells have not finished (an interrupted or running study)."""
         return any(not c.finished for c in self.cells)
 
-    def status_counts(self) -> dict[str, int]:
-        counts = {s: 0 for s in STATUSES}
+    def status_counts(self) -> dict[CellStatus, int]:
+        """The number of cells of each status (every status present, in enum order)."""
+        counts = dict.fromkeys(CellStatus, 0)
         for c in self.cells:
-            counts[c.status] = counts.get(c.status, 0) + 1
+            counts[c.status] += 1
         return counts
 
     def schemes(self) -> list[str]:

@@ -67,9 +67,9 @@ def history_rows(cell: CellData, histogram: Any) -> list[dict[str, Any]]:
             if "post_std" in a.stats and (v := _finite(a.stats["post_std"][j])) is not None:
                 rows.setdefault(int(epoch), {"epoch": int(epoch)})[f"activation_std/layer{a.layer:02d}"] = v
     out = [rows[e] for e in sorted(rows)]
-    for step, loss in zip(cell.steps.get("step", []), cell.steps.get("loss", [])):
-        if math.isfinite(loss):
-            out.append({"global_step": int(step), "step/train_loss": float(loss)})
+    for s in cell.steps:
+        if math.isfinite(s.loss):
+            out.append({"global_step": s.step, "step/train_loss": float(s.loss)})
     return out
 
 

@@ -22,7 +22,7 @@ from initlab.study.local import check_data, check_memory, engine_train_group
 from initlab.study.presets import PRESETS, get_preset, preset_names
 from initlab.study.spec import load_spec, parse_spec
 from initlab.study.store import DB_NAME, CellRecord, ResumeInfo, Store
-from initlab.study.summary import Summary, SummaryRow, render_table, summarize, summary_json
+from initlab.study.summary import Summary, render_table, summarize, summary_json
 
 __all__ = [
     "ARTICLE_SCHEMES",
@@ -38,7 +38,6 @@ __all__ = [
     "Study",
     "StudyConfig",
     "Summary",
-    "SummaryRow",
     "TrainGroup",
     "canonical_json",
     "check_data",

@@ -23,13 +23,17 @@ the total compute time of a resumed study is the sum of the ``wall`` values.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from initlab.errors import InitlabError
+from initlab.records import CellStatus, Divergence, EpochRecord, StepRecord
 from initlab.study.cell import Cell, Study, group_cells
 from initlab.study.store import ResumeInfo, Store
+
+if TYPE_CHECKING:
+    from initlab.study.init_records import InitRecord
 
 __all__ = ["RunResult", "StoreSink", "TrainGroup", "run_study"]
 
@@ -45,8 +49,7 @@ class StoreSink:
         self.store = store
         self.cells = tuple(cells)
         self._keys = {c.key for c in self.cells}
-        self._diverged: dict[str, tuple[int | None, int | None]] = {}
-        self._finished: dict[str, str] = {}
+        self._finished: dict[str, CellStatus] = {}
 
     def key(self, cell: Cell | str | int) -> str:
         """The key of ``cell`` (a Cell, a key, or a position in the group)."""
@@ -64,51 +67,32 @@ class StoreSink:
             raise InitlabError(f"cell {key!r} is not in the group being trained")
         return key
 
-    def init(self, cell: Cell | str | int, records: Any) -> None:
-        """Initialization records (JSON-able, e.g. ``[r.__dict__ for r in report.layers]``)."""
-        self.store.record_init(self.key(cell), records)
+    def init(self, cell: Cell | str | int, record: InitRecord) -> None:
+        """The cell's :class:`~initlab.study.init_records.InitRecord` (apply's report and
+        check's verdicts at init)."""
+        self.store.record_init(self.key(cell), record)
 
-    def epoch(
-        self,
-        cell: Cell | str | int,
-        epoch: int,
-        metrics: Mapping[str, Any],
-        *,
-        layers: Sequence[Mapping[str, Any]] = (),
-        histograms: Sequence[Mapping[str, Any]] = (),
-        steps: Sequence[Mapping[str, Any]] = (),
-    ) -> None:
-        """One epoch (0 = at init) of one cell, written atomically; see
-        :meth:`Store.record_epoch` for the dict layouts."""
-        self.store.record_epoch(self.key(cell), epoch, metrics, layers=layers,
-                                histograms=histograms, steps=steps)
+    def epoch(self, cell: Cell | str | int, record: EpochRecord, *,
+              steps: Sequence[StepRecord] = ()) -> None:
+        """One :class:`~initlab.records.EpochRecord` (epoch 0 = at init) of one cell and the
+        step records before it, written atomically (:meth:`Store.record_epoch`)."""
+        self.store.record_epoch(self.key(cell), record, steps)
 
-    def steps(self, cell: Cell | str | int, steps: Sequence[Mapping[str, Any]]) -> None:
-        """Step-level records (see :meth:`Store.record_steps`)."""
+    def steps(self, cell: Cell | str | int, steps: Sequence[StepRecord]) -> None:
+        """Step records not followed by an epoch record (:meth:`Store.record_steps`)."""
         self.store.record_steps(self.key(cell), steps)
 
-    def diverged(
-        self,
-        cell: Cell | str | int,
-        *,
-        epoch: int | None = None,
-        step: int | None = None,
-        detail: Any = None,
-    ) -> None:
-        """The cell's model diverged at ``epoch``/``step``: an event now, and status
-        ``diverged`` when it finishes."""
-        key = self.key(cell)
-        self.store.record_event(key, "diverged", epoch=epoch, step=step, detail=detail)
-        self._diverged[key] = (epoch, step)
+    def diverged(self, cell: Cell | str | int, event: Divergence) -> None:
+        """The cell's model diverged: its :class:`~initlab.records.Divergence` now, and
+        status ``diverged`` when it finishes."""
+        self.store.record_divergence(self.key(cell), event)
 
-    def finish(self, cell: Cell | str | int, *, wall: float | None = None) -> str:
+    def finish(self, cell: Cell | str | int, *, wall: float | None = None) -> CellStatus:
         """The cell is complete (its own ``wall`` seconds if known); returns its status."""
         key = self.key(cell)
         if key in self._finished:
             raise InitlabError(f"cell {key!r} was already finished")
-        d_epoch, d_step = self._diverged.get(key, (None, None))
-        status = self.store.mark_finished(key, wall=wall, diverged=key in self._diverged,
-                                          diverged_epoch=d_epoch, diverged_step=d_step)
+        status = self.store.mark_finished(key, wall=wall)
         self._finished[key] = status
         return status
 
@@ -122,7 +106,7 @@ class StoreSink:
         return [c.key for c in self.cells if c.key not in self._finished]
 
     @property
-    def statuses(self) -> dict[str, str]:
+    def statuses(self) -> dict[str, CellStatus]:
         """Final status of each finished cell."""
         return dict(self._finished)
 

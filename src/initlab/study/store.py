@@ -26,11 +26,20 @@ Tables (schema version :data:`SCHEMA_VERSION`)
 ----------------------------------------------
 ``schema_version(version)``; ``meta(key, value JSON)``; ``study(name, fingerprint,
 config JSON, created, versions JSON)``; ``cells(key, idx, scheme, seed, model, dataset,
-grp, spec JSON, status, attempts, started, finished, wall, diverged_epoch, diverged_step,
-error, init JSON)``; ``epochs(cell, epoch, train_loss, train_acc, val_loss, val_acc, wall,
-extra JSON)``; ``steps(cell, step, epoch, loss, acc, extra JSON)``; ``layer_stats(cell,
-epoch, layer, name, stats JSON)``; ``histograms(cell, epoch, layer, kind, name, edges JSON,
-counts JSON)``; ``events(cell, seq, kind, epoch, step, detail JSON)``.
+grp, spec JSON, status, attempts, started, finished, wall, error)``. The records of
+:mod:`initlab.records`, one row each, under their own field names: ``epochs``
+(:class:`~initlab.records.EpochRecord`), ``param_stats`` (:class:`~initlab.records.ParamStats`,
+histogram included), ``activation_stats`` (:class:`~initlab.records.ActivationStats`),
+``steps`` (:class:`~initlab.records.StepRecord`), ``divergences``
+(:class:`~initlab.records.Divergence`); a field a table has no column for (a newer
+record's) is kept in the row's ``extra`` JSON and read back. The cell's
+:class:`~initlab.study.init_records.InitRecord`: ``init_reports(cell, scheme, seed,
+report JSON)`` (``InitReport.to_dict()``) and ``init_checks(cell, scheme, ok, report
+JSON, error)`` (``CheckReport.to_dict()``, conformance at init). Probes:
+``probes(model, dataset, seq, seed, result JSON)`` (``ProbeResult.to_dict()``, appended)
+and ``probe_errors(model, dataset, error)``. Writers take records and call ``to_dict()``;
+readers give back the same types (``from_dict()``), reading rows by column name
+(``sqlite3.Row``). Version-1 stores are migrated (:mod:`initlab.study.store_migrate`).
 
 Conventions: epoch ``0`` is the state at initialization, ``1..E`` after each epoch;
 accuracies are fractions in [0, 1]; a NaN metric is stored as SQL NULL and read back as
@@ -87,20 +96,27 @@ import platform
 import sqlite3
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from initlab.errors import InitlabError
+from initlab.records import (ActivationStats, CellStatus, Divergence, EpochRecord, ParamStats,
+                             StepRecord)
 from initlab.study.cell import Cell, Study
+
+if TYPE_CHECKING:
+    from initlab.probe.result import ProbeResult
+    from initlab.study.init_records import InitRecord
+
 
 __all__ = [
     "DB_NAME",
-    "FINAL_STATUSES",
+    "READABLE_VERSIONS",
     "SCHEMA_VERSION",
-    "STATUSES",
     "CellRecord",
     "ResumeInfo",
     "Store",
@@ -110,12 +126,26 @@ __all__ = [
 ]
 
 DB_NAME = "initlab.sqlite"
-SCHEMA_VERSION = 1
-STATUSES = ("pending", "running", "done", "diverged", "failed")
-#: Statuses of finished cells (kept on resume).
-FINAL_STATUSES = ("done", "diverged")
-#: Metric columns of the ``epochs`` table; other metric keys go to its ``extra`` JSON.
-EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "wall")
+SCHEMA_VERSION = 2
+#: Schema versions this initlab opens; older ones are migrated (:mod:`initlab.study.store_migrate`).
+READABLE_VERSIONS = (1, 2)
+
+_STATUS_LIST = tuple(s.value for s in CellStatus)
+_FINAL = tuple(s.value for s in CellStatus.FINAL)
+
+#: The record fields each record table keeps as columns (besides ``cell`` and ``epoch``);
+#: fields a record has beyond these (a newer initlab's additions) go to the row's ``extra`` JSON.
+_EPOCH_COLS = ("model", "step", "train_loss", "train_acc", "val_loss", "val_acc", "wall_s",
+               "batch_models", "diverged")
+_PARAM_COLS = ("layer", "param", "name", "numel", "mean", "std", "min", "max", "frac_zero",
+               "nonfinite", "quantiles", "hist_edges", "hist_counts")
+_ACT_COLS = ("layer", "pre_mean", "pre_std", "post_mean", "post_std", "post_frac_zero", "dead_units")
+_STEP_COLS = ("step", "model", "epoch", "steps", "samples", "loss", "accuracy")
+_DIV_COLS = ("model", "epoch", "step", "epoch_step", "loss", "reason")
+#: Columns holding a list as JSON.
+_JSON_COLS = frozenset({"quantiles", "hist_edges", "hist_counts"})
+#: Columns holding a bool as an integer.
+_BOOL_COLS = frozenset({"diverged"})
 
 _SCHEMA = [
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -127,29 +157,47 @@ _SCHEMA = [
         key TEXT PRIMARY KEY, idx INTEGER NOT NULL UNIQUE, scheme TEXT NOT NULL,
         seed INTEGER NOT NULL, model TEXT NOT NULL, dataset TEXT NOT NULL, grp TEXT NOT NULL,
         spec TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN {STATUSES!r}),
-        attempts INTEGER NOT NULL DEFAULT 0, started REAL, finished REAL, wall REAL,
-        diverged_epoch INTEGER, diverged_step INTEGER, error TEXT, init TEXT)""",
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN {_STATUS_LIST!r}),
+        attempts INTEGER NOT NULL DEFAULT 0, started REAL, finished REAL, wall REAL, error TEXT)""",
     """CREATE TABLE epochs (
-        cell TEXT NOT NULL REFERENCES cells(key), epoch INTEGER NOT NULL,
-        train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, wall REAL, extra TEXT,
+        cell TEXT NOT NULL REFERENCES cells(key), epoch INTEGER NOT NULL, model INTEGER NOT NULL,
+        step INTEGER NOT NULL, train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL,
+        wall_s REAL, batch_models INTEGER NOT NULL, diverged INTEGER NOT NULL, extra TEXT,
         PRIMARY KEY (cell, epoch))""",
+    """CREATE TABLE param_stats (
+        cell TEXT NOT NULL REFERENCES cells(key), epoch INTEGER NOT NULL, layer INTEGER NOT NULL,
+        param TEXT NOT NULL, name TEXT NOT NULL, numel INTEGER NOT NULL, mean REAL, std REAL,
+        min REAL, max REAL, frac_zero REAL, nonfinite INTEGER NOT NULL, quantiles TEXT NOT NULL,
+        hist_edges TEXT NOT NULL, hist_counts TEXT NOT NULL, extra TEXT,
+        PRIMARY KEY (cell, epoch, layer, param, name))""",
+    """CREATE TABLE activation_stats (
+        cell TEXT NOT NULL REFERENCES cells(key), epoch INTEGER NOT NULL, layer INTEGER NOT NULL,
+        pre_mean REAL, pre_std REAL, post_mean REAL, post_std REAL, post_frac_zero REAL,
+        dead_units REAL, extra TEXT, PRIMARY KEY (cell, epoch, layer))""",
     """CREATE TABLE steps (
-        cell TEXT NOT NULL REFERENCES cells(key), step INTEGER NOT NULL, epoch INTEGER,
-        loss REAL, acc REAL, extra TEXT, PRIMARY KEY (cell, step))""",
-    """CREATE TABLE layer_stats (
-        cell TEXT NOT NULL REFERENCES cells(key), epoch INTEGER NOT NULL,
-        layer INTEGER NOT NULL, name TEXT NOT NULL, stats TEXT NOT NULL,
-        PRIMARY KEY (cell, epoch, layer))""",
-    """CREATE TABLE histograms (
-        cell TEXT NOT NULL REFERENCES cells(key), epoch INTEGER NOT NULL,
-        layer INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-        edges TEXT NOT NULL, counts TEXT NOT NULL, PRIMARY KEY (cell, epoch, layer, kind))""",
-    """CREATE TABLE events (
-        cell TEXT NOT NULL REFERENCES cells(key), seq INTEGER NOT NULL, kind TEXT NOT NULL,
-        epoch INTEGER, step INTEGER, detail TEXT, PRIMARY KEY (cell, seq))""",
+        cell TEXT NOT NULL REFERENCES cells(key), step INTEGER NOT NULL, model INTEGER NOT NULL,
+        epoch INTEGER NOT NULL, steps INTEGER NOT NULL, samples INTEGER NOT NULL, loss REAL,
+        accuracy REAL, extra TEXT, PRIMARY KEY (cell, step))""",
+    """CREATE TABLE divergences (
+        cell TEXT PRIMARY KEY REFERENCES cells(key), model INTEGER NOT NULL, epoch INTEGER NOT NULL,
+        step INTEGER NOT NULL, epoch_step INTEGER NOT NULL, loss REAL, reason TEXT NOT NULL,
+        extra TEXT)""",
+    """CREATE TABLE init_reports (
+        cell TEXT PRIMARY KEY REFERENCES cells(key), scheme TEXT NOT NULL, seed INTEGER,
+        report TEXT NOT NULL)""",
+    """CREATE TABLE init_checks (
+        cell TEXT PRIMARY KEY REFERENCES cells(key), scheme TEXT, ok INTEGER, report TEXT,
+        error TEXT NOT NULL DEFAULT '')""",
+    """CREATE TABLE probes (
+        model TEXT NOT NULL, dataset TEXT NOT NULL, seq INTEGER NOT NULL, seed INTEGER NOT NULL,
+        result TEXT NOT NULL, PRIMARY KEY (model, dataset, seq))""",
+    """CREATE TABLE probe_errors (
+        model TEXT NOT NULL, dataset TEXT NOT NULL, error TEXT NOT NULL,
+        PRIMARY KEY (model, dataset))""",
 ]
-_ROW_TABLES = ("epochs", "steps", "layer_stats", "histograms", "events")
+#: Tables with rows per cell (deleted when a cell is reset for a rerun).
+_ROW_TABLES = ("epochs", "param_stats", "activation_stats", "steps", "divergences",
+               "init_reports", "init_checks")
 
 
 def _dumps(value: Any) -> str:
@@ -188,7 +236,7 @@ def package_versions() -> dict[str, str]:
 
 #: What to do about a store that cannot be used.
 _FIX = "restore it from a backup or use a new run directory"
-_TABLES = ("schema_version", "meta", "study", "cells", *_ROW_TABLES)
+_TABLES = ("schema_version", "meta", "study", "cells", *_ROW_TABLES, "probes", "probe_errors")
 
 
 def _q(path: Path) -> str:
@@ -310,6 +358,7 @@ def _connect(path: Path, params: str) -> _Connection:
         _translate(path, exc)
         raise
     conn.store_path = path
+    conn.row_factory = sqlite3.Row
     return conn
 
 
@@ -390,6 +439,8 @@ class StudyRecord:
     versions: dict[str, str]
 
 
+
+
 @dataclass(frozen=True)
 class CellRecord:
     """A ``cells`` row, with the :class:`Cell` rebuilt from its spec."""
@@ -401,20 +452,17 @@ class CellRecord:
     model: str
     dataset: str
     group: str
-    status: str
+    status: CellStatus
     attempts: int
     started: float | None
     finished: float | None
     wall: float | None
-    diverged_epoch: int | None
-    diverged_step: int | None
     error: str | None
-    init: Any
     cell: Cell
 
     @property
     def finished_ok(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status.final
 
 
 @dataclass(frozen=True)
@@ -521,25 +569,52 @@ class Store:
         try:
             conn.execute("PRAGMA query_only = ON")
             conn.execute("PRAGMA busy_timeout = 30000")
-            if not store._check_schema(quick_check=thorough) and not thorough:
+            version = store._check_schema(quick_check=thorough)
+            if not version and not thorough:
                 raise InitlabError(cls._empty_message(path))
+            if version and version < SCHEMA_VERSION and not thorough:
+                store._migrate_in_memory(version)
         except BaseException:
             store.close()
             raise
         return store
+
+    def _migrate_in_memory(self, version: int) -> None:
+        """Read an older store as this version's: copy it into an in-memory database
+        (SQLite's backup API reads it, the file is not changed) and migrate the copy, in
+        one transaction, as opening it for writing would migrate the file."""
+        from initlab.study.store_migrate import migrate
+
+        mem = sqlite3.connect(":memory:", isolation_level=None, factory=_Connection)
+        mem.store_path = self.path
+        mem.row_factory = sqlite3.Row
+        try:
+            self._conn.backup(mem)
+            mem.execute("BEGIN IMMEDIATE")
+            migrate(mem, version, _SCHEMA)
+            mem.execute("COMMIT")
+            mem.execute("PRAGMA query_only = ON")
+        except BaseException:
+            mem.close()
+            raise
+        self._conn.close()
+        self._conn = mem
 
     @staticmethod
     def _empty_message(path: Path) -> str:
         return (f"results store {_q(path)} is empty and holds no study (the run stopped before "
                 f"it began); run 'initlab run' with this directory again")
 
-    def _check_schema(self, *, quick_check: bool = False) -> bool:
-        """``False`` for an empty database; ``True`` for an initlab store of this schema
-        version; else a one-line :class:`InitlabError`."""
+
+    def _check_schema(self, *, quick_check: bool = False) -> int:
+        """``0`` for an empty database; the schema version of an initlab store that this
+        initlab opens (:data:`READABLE_VERSIONS`); else a one-line :class:`InitlabError`."""
+        from initlab.study.store_migrate import V1_TABLES
+
         c = self._conn
-        tables = {name for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {r["name"] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
-            return False
+            return 0
         p = _q(self.path)
         if "schema_version" not in tables:
             raise InitlabError(f"{p} is not an initlab store (it holds tables but no initlab "
@@ -547,12 +622,14 @@ class Store:
         row = c.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
             raise InitlabError(f"{p} is not an initlab store (its schema_version table is empty); {_FIX}")
-        if row[0] != SCHEMA_VERSION:
+        version = row["version"]
+        if version not in READABLE_VERSIONS:
             raise InitlabError(
-                f"results store {p} has schema version {row[0]}, this initlab "
-                f"reads version {SCHEMA_VERSION}; use the initlab version that wrote it"
+                f"results store {p} has schema version {version}, this initlab "
+                f"reads versions {', '.join(map(str, READABLE_VERSIONS))}; use the initlab "
+                f"version that wrote it"
             )
-        missing = [t for t in _TABLES if t not in tables]
+        missing = [t for t in (V1_TABLES if version == 1 else _TABLES) if t not in tables]
         if missing:
             raise InitlabError(f"{p} is damaged (it lacks the table {missing[0]!r}); {_FIX}")
         if quick_check:
@@ -560,7 +637,7 @@ class Store:
             if found != ["ok"]:
                 first = found[0].replace("\n", " ")[:200] if found else "no answer"
                 raise InitlabError(f"{p} is damaged (quick_check: {first}); {_FIX}")
-        return True
+        return int(version)
 
     def _setup(self) -> None:
         c = self._conn
@@ -571,11 +648,17 @@ class Store:
                                f"use a run directory on a local disk")
         c.execute("PRAGMA synchronous = NORMAL")
         c.execute("PRAGMA foreign_keys = ON")
-        if not self._check_schema():  # an empty database (checked read-only before, if any)
+        version = self._check_schema()
+        if version == 0:  # an empty database (checked read-only before, if any)
             with self._tx():
                 for stmt in _SCHEMA:
                     c.execute(stmt)
                 c.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif version < SCHEMA_VERSION:
+            from initlab.study.store_migrate import migrate
+
+            with self._tx():  # all of it or none: a kill leaves the old store as it was
+                migrate(c, version, _SCHEMA)
 
     def close(self) -> None:
         self._conn.close()
@@ -671,18 +754,16 @@ class Store:
                 "SELECT key FROM cells WHERE status IN ('running', 'failed')")]
             self._reset(c, stale)
             finished = c.execute(
-                f"SELECT count(*) FROM cells WHERE status IN {FINAL_STATUSES!r}").fetchone()[0]
+                f"SELECT count(*) FROM cells WHERE status IN {_FINAL!r}").fetchone()[0]
             return ResumeInfo(new=False, total=len(study), finished=finished, reset=len(stale))
+
 
     def _reset(self, c: sqlite3.Connection, keys: Sequence[str]) -> None:
         for key in keys:
             for table in _ROW_TABLES:
                 c.execute(f"DELETE FROM {table} WHERE cell = ?", (key,))
-            c.execute(
-                "UPDATE cells SET status='pending', started=NULL, finished=NULL, wall=NULL, "
-                "diverged_epoch=NULL, diverged_step=NULL, error=NULL, init=NULL WHERE key = ?",
-                (key,),
-            )
+            c.execute("UPDATE cells SET status='pending', started=NULL, finished=NULL, wall=NULL, "
+                      "error=NULL WHERE key = ?", (key,))
 
     def study_record(self) -> StudyRecord | None:
         """The stored study row, or ``None`` for an empty store."""
@@ -690,55 +771,54 @@ class Store:
             "SELECT name, fingerprint, config, created, versions FROM study").fetchone()
         if row is None:
             return None
-        return StudyRecord(row[0], row[1], self._json(row[2]), row[3], self._json(row[4]))
+        return StudyRecord(name=row["name"], fingerprint=row["fingerprint"],
+                           config=self._json(row["config"]), created=row["created"],
+                           versions=self._json(row["versions"]))
 
     def load_study(self) -> Study:
         """Rebuild the stored :class:`Study` (cells in their original order)."""
         rec = self.study_record()
         if rec is None:
             raise InitlabError(f"results store {str(self.path)!r} holds no study yet; run one first")
-        cells = [Cell.from_dict(self._json(spec)) for (spec,) in
+        cells = [Cell.from_dict(self._json(r["spec"])) for r in
                  self._conn.execute("SELECT spec FROM cells ORDER BY idx")]
         return Study(rec.name, tuple(cells), rec.config)
 
-    _CELL_COLS = ("key, idx, scheme, seed, model, dataset, grp, status, attempts, started, "
-                  "finished, wall, diverged_epoch, diverged_step, error, init, spec")
-
     def cells(self, status: str | Iterable[str] | None = None) -> list[CellRecord]:
         """Cell rows in study order, optionally only those with the given status(es)."""
-        sql = f"SELECT {self._CELL_COLS} FROM cells"
+        sql = "SELECT * FROM cells"
         args: tuple[Any, ...] = ()
         if status is not None:
             wanted = (status,) if isinstance(status, str) else tuple(status)
-            bad = [s for s in wanted if s not in STATUSES]
-            if bad:
-                raise InitlabError(f"unknown cell status {bad[0]!r}; statuses are {', '.join(STATUSES)}")
-            sql += f" WHERE status IN ({','.join('?' * len(wanted))})"
-            args = wanted
-        rows = self._conn.execute(sql + " ORDER BY idx", args).fetchall()
+            args = tuple(CellStatus.parse(s).value for s in wanted)
+            sql += f" WHERE status IN ({','.join('?' * len(args))})"
         return [
-            CellRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                       r[12], r[13], r[14], self._json(r[15]), Cell.from_dict(self._json(r[16])))
-            for r in rows
+            CellRecord(key=r["key"], index=r["idx"], scheme=r["scheme"], seed=r["seed"],
+                       model=r["model"], dataset=r["dataset"], group=r["grp"],
+                       status=CellStatus(r["status"]), attempts=r["attempts"], started=r["started"],
+                       finished=r["finished"], wall=r["wall"], error=r["error"],
+                       cell=Cell.from_dict(self._json(r["spec"])))
+            for r in self._conn.execute(sql + " ORDER BY idx", args).fetchall()
         ]
 
     def pending_cells(self) -> list[Cell]:
         """Cells still to run, in study order."""
-        return [r.cell for r in self.cells("pending")]
+        return [r.cell for r in self.cells(CellStatus.PENDING)]
 
-    def status_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATUSES, 0)
-        for status, n in self._conn.execute("SELECT status, count(*) FROM cells GROUP BY status"):
-            counts[status] = n
+    def status_counts(self) -> dict[CellStatus, int]:
+        """The number of cells of each status (every status present, in enum order)."""
+        counts = dict.fromkeys(CellStatus, 0)
+        for r in self._conn.execute("SELECT status, count(*) AS n FROM cells GROUP BY status"):
+            counts[CellStatus(r["status"])] = r["n"]
         return counts
 
     def _require(self, c: sqlite3.Connection, key: str, statuses: Sequence[str]) -> None:
         row = c.execute("SELECT status FROM cells WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise InitlabError(f"cell {key!r} is not part of the stored study; attach the study first")
-        if row[0] not in statuses:
+        if row["status"] not in statuses:
             raise InitlabError(
-                f"cell {key!r} is {row[0]}, expected {' or '.join(statuses)}; "
+                f"cell {key!r} is {row['status']}, expected {' or '.join(statuses)}; "
                 f"mark it running before recording results"
             )
 
@@ -753,149 +833,124 @@ class Store:
                     (now, key),
                 )
 
-    def mark_finished(
-        self,
-        key: str,
-        *,
-        wall: float | None = None,
-        diverged: bool = False,
-        diverged_epoch: int | None = None,
-        diverged_step: int | None = None,
-    ) -> str:
-        """A running cell finished: status ``diverged`` when ``diverged`` or a divergence
-        epoch or step is given, else ``done``. Returns the status written."""
-        diverged = diverged or diverged_epoch is not None or diverged_step is not None
-        status = "diverged" if diverged else "done"
+    def mark_finished(self, key: str, *, wall: float | None = None) -> CellStatus:
+        """A running cell finished: status ``diverged`` when a :class:`Divergence` was
+        recorded for it (:meth:`record_divergence`), else ``done``. Returns the status."""
         with self._tx() as c:
-            self._require(c, key, ("running",))
-            c.execute(
-                "UPDATE cells SET status=?, finished=?, wall=?, diverged_epoch=?, diverged_step=? "
-                "WHERE key=?",
-                (status, time.time(), _real(wall), diverged_epoch, diverged_step, key),
-            )
+            self._require(c, key, (CellStatus.RUNNING,))
+            diverged = c.execute("SELECT 1 FROM divergences WHERE cell = ?", (key,)).fetchone()
+            status = CellStatus.DIVERGED if diverged else CellStatus.DONE
+            c.execute("UPDATE cells SET status=?, finished=?, wall=? WHERE key=?",
+                      (status.value, time.time(), _real(wall), key))
         return status
 
     def mark_failed(self, keys: Iterable[str], error: str) -> None:
         """Running cells failed with ``error`` (an exception's text); they rerun on resume."""
         with self._tx() as c:
             for key in keys:
-                self._require(c, key, ("running",))
-                c.execute(
-                    "UPDATE cells SET status='failed', finished=?, error=? WHERE key=?",
-                    (time.time(), error, key),
-                )
+                self._require(c, key, (CellStatus.RUNNING,))
+                c.execute("UPDATE cells SET status='failed', finished=?, error=? WHERE key=?",
+                          (time.time(), error, key))
 
-    # -- results -------------------------------------------------------------------------
+    # -- writing results: records in, with to_dict() -----------------------------------------
 
-    def record_init(self, key: str, records: Any) -> None:
-        """JSON-able initialization records of a running cell (e.g. an InitReport's
-        layers as dicts)."""
+    def _insert(self, c: sqlite3.Connection, table: str, keys: dict[str, Any],
+                columns: Sequence[str], record: Any) -> None:
+        """One row of *record* (``to_dict()``) in *table*: *keys* first, then *columns*,
+        the record's other fields (not ``model`` key fields) in ``extra``."""
+        d = record.to_dict()
+        for k in keys:
+            d.pop(k, None)
+        values = {**keys}
+        for col in columns:
+            v = d.pop(col)
+            if col in _JSON_COLS:
+                v = _dumps(v)
+            elif isinstance(v, float):
+                v = _real(v)
+            elif isinstance(v, bool):
+                v = int(v)
+            values[col] = v
+        for nested in ("params", "activations"):
+            d.pop(nested, None)
+        values["extra"] = _dumps(d) if d else None
+        names = ", ".join(values)
+        c.execute(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(values))})",
+                  tuple(values.values()))
+
+    def record_epoch(self, key: str, record: EpochRecord, steps: Sequence[StepRecord] = ()) -> None:
+        """One :class:`EpochRecord` of a running cell (its metrics, parameter statistics
+        with their histograms and activation statistics) and the *steps* that led to it,
+        in one transaction."""
+        if not isinstance(record, EpochRecord):
+            raise InitlabError(f"record_epoch takes an EpochRecord, got {type(record).__name__}")
         with self._tx() as c:
-            self._require(c, key, ("running",))
-            c.execute("UPDATE cells SET init=? WHERE key=?", (_dumps(records), key))
-
-    def record_epoch(
-        self,
-        key: str,
-        epoch: int,
-        metrics: Mapping[str, Any],
-        *,
-        layers: Sequence[Mapping[str, Any]] = (),
-        histograms: Sequence[Mapping[str, Any]] = (),
-        steps: Sequence[Mapping[str, Any]] = (),
-    ) -> None:
-        """Everything about one epoch of a running cell, in one transaction.
-
-        Args:
-            metrics: ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``wall``
-                (any may be missing or NaN); other keys are kept in ``extra``.
-            layers: per-layer statistics; each dict has ``name`` (str) and optionally
-                ``layer`` (int; default its position); the rest is stored as JSON.
-            histograms: each dict has ``edges`` and ``counts`` (lists), ``name``, and
-                optionally ``layer`` (default: position) and ``kind`` (default ``weight``).
-            steps: step records, as for :meth:`record_steps`.
-        """
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise InitlabError(f"epoch must be an integer >= 0, got {epoch!r}")
-        extra = {k: v for k, v in metrics.items() if k not in EPOCH_COLUMNS}
-        layer_rows = []
-        for i, layer in enumerate(layers):
-            d = dict(layer)
-            name = str(d.pop("name", i))
-            idx = int(d.pop("layer", i))
-            layer_rows.append((key, epoch, idx, name, _dumps(d)))
-        hist_rows = []
-        for i, h in enumerate(histograms):
+            self._require(c, key, (CellStatus.RUNNING,))
+            at = {"cell": key, "epoch": record.epoch}
             try:
-                edges, counts = list(h["edges"]), list(h["counts"])
-            except KeyError as exc:
-                raise InitlabError(f"a histogram needs 'edges' and 'counts', missing {exc.args[0]!r}") from None
-            if len(edges) != len(counts) + 1:
-                raise InitlabError(
-                    f"histogram {h.get('name', i)!r}: {len(edges)} edges for {len(counts)} counts; "
-                    f"need one edge more than counts"
-                )
-            hist_rows.append((key, epoch, int(h.get("layer", i)), str(h.get("kind", "weight")),
-                              str(h.get("name", i)), _dumps(edges), _dumps(counts)))
-        with self._tx() as c:
-            self._require(c, key, ("running",))
-            try:
-                c.execute(
-                    "INSERT INTO epochs (cell, epoch, train_loss, train_acc, val_loss, val_acc, "
-                    "wall, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key, epoch, *(_real(metrics.get(k)) for k in EPOCH_COLUMNS),
-                     _dumps(extra) if extra else None),
-                )
-                c.executemany("INSERT INTO layer_stats VALUES (?, ?, ?, ?, ?)", layer_rows)
-                c.executemany("INSERT INTO histograms VALUES (?, ?, ?, ?, ?, ?, ?)", hist_rows)
-                self._insert_steps(c, key, steps)
+                self._insert(c, "epochs", at, _EPOCH_COLS, record)
+                for p in record.params:
+                    self._insert(c, "param_stats", at, _PARAM_COLS, p)
+                for a in record.activations:
+                    self._insert(c, "activation_stats", at, _ACT_COLS, a)
+                for s in steps:
+                    self._insert(c, "steps", {"cell": key}, _STEP_COLS, s)
             except sqlite3.IntegrityError as exc:
                 raise InitlabError(
-                    f"epoch {epoch} of cell {key} is already (partly) recorded ({exc}); "
+                    f"epoch {record.epoch} of cell {key} is already (partly) recorded ({exc}); "
                     f"each epoch, layer and step is recorded once"
                 ) from None
 
-    def _insert_steps(self, c: sqlite3.Connection, key: str, steps: Sequence[Mapping[str, Any]]) -> None:
-        rows = []
-        for s in steps:
-            d = dict(s)
-            try:
-                step = int(d.pop("step"))
-            except KeyError:
-                raise InitlabError("a step record needs a 'step' number") from None
-            epoch = d.pop("epoch", None)
-            loss, acc = d.pop("loss", None), d.pop("acc", d.pop("accuracy", None))
-            rows.append((key, step, epoch, _real(loss), _real(acc), _dumps(d) if d else None))
-        c.executemany("INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?)", rows)
-
-    def record_steps(self, key: str, steps: Sequence[Mapping[str, Any]]) -> None:
-        """Step-level training records of a running cell: dicts with ``step`` (global
-        optimizer step), optionally ``epoch``, ``loss``, ``acc`` (or ``accuracy``); other
-        keys are kept as JSON."""
+    def record_steps(self, key: str, steps: Sequence[StepRecord]) -> None:
+        """:class:`StepRecord` s of a running cell not followed by an epoch record."""
         with self._tx() as c:
-            self._require(c, key, ("running",))
+            self._require(c, key, (CellStatus.RUNNING,))
             try:
-                self._insert_steps(c, key, steps)
+                for s in steps:
+                    self._insert(c, "steps", {"cell": key}, _STEP_COLS, s)
             except sqlite3.IntegrityError as exc:
                 raise InitlabError(f"a step of cell {key} is already recorded ({exc})") from None
 
-    def record_event(
-        self,
-        key: str,
-        kind: str,
-        *,
-        epoch: int | None = None,
-        step: int | None = None,
-        detail: Any = None,
-    ) -> None:
-        """An event of a running cell (e.g. ``kind="diverged"``), with JSON-able detail."""
+    def record_divergence(self, key: str, event: Divergence) -> None:
+        """The :class:`Divergence` of a running cell: it finishes as ``diverged``."""
         with self._tx() as c:
-            self._require(c, key, ("running",))
-            seq = c.execute("SELECT coalesce(max(seq), -1) + 1 FROM events WHERE cell=?", (key,)).fetchone()[0]
-            c.execute(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
-                (key, seq, kind, epoch, step, None if detail is None else _dumps(detail)),
-            )
+            self._require(c, key, (CellStatus.RUNNING,))
+            try:
+                self._insert(c, "divergences", {"cell": key}, _DIV_COLS, event)
+            except sqlite3.IntegrityError:
+                raise InitlabError(f"cell {key} has diverged already; a model diverges once") from None
+
+    def record_init(self, key: str, record: InitRecord) -> None:
+        """The :class:`~initlab.study.init_records.InitRecord` of a running cell: apply's
+        report in ``init_reports``, check's verdicts (or its error) in ``init_checks``."""
+        d = record.to_dict()
+        report, check = d["report"], d["check"]
+        with self._tx() as c:
+            self._require(c, key, (CellStatus.RUNNING,))
+            c.execute("INSERT OR REPLACE INTO init_reports (cell, scheme, seed, report) VALUES (?, ?, ?, ?)",
+                      (key, report["scheme"], report["seed"], _dumps(report)))
+            c.execute("INSERT OR REPLACE INTO init_checks (cell, scheme, ok, report, error) "
+                      "VALUES (?, ?, ?, ?, ?)",
+                      (key, None if check is None else check["scheme"],
+                       None if check is None else int(check["ok"]),
+                       None if check is None else _dumps(check), d["check_error"]))
+
+    def record_probe(self, model: str, dataset: str, result: ProbeResult) -> None:
+        """Append a probe of the ``(model, dataset)`` group (its schemes not probed before);
+        :meth:`probe` reads the group's rows back as one result. A probe error recorded
+        for the group is removed."""
+        with self._tx() as c:
+            seq = c.execute("SELECT coalesce(max(seq), -1) + 1 AS seq FROM probes WHERE model=? AND "
+                            "dataset=?", (model, dataset)).fetchone()["seq"]
+            c.execute("INSERT INTO probes (model, dataset, seq, seed, result) VALUES (?, ?, ?, ?, ?)",
+                      (model, dataset, seq, result.seed, _dumps(result.to_dict())))
+            c.execute("DELETE FROM probe_errors WHERE model=? AND dataset=?", (model, dataset))
+
+    def record_probe_error(self, model: str, dataset: str, error: str) -> None:
+        """Why probing the ``(model, dataset)`` group failed (one line)."""
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO probe_errors (model, dataset, error) VALUES (?, ?, ?)",
+                      (model, dataset, error))
 
     # -- meta ----------------------------------------------------------------------------
 
@@ -906,72 +961,114 @@ class Store:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return default if row is None else self._json(row[0])
+        return default if row is None else self._json(row["value"])
 
     def meta(self) -> dict[str, Any]:
-        return {k: self._json(v) for k, v in self._conn.execute("SELECT key, value FROM meta ORDER BY key")}
+        return {r["key"]: self._json(r["value"])
+                for r in self._conn.execute("SELECT key, value FROM meta ORDER BY key")}
 
-    # -- reading results -------------------------------------------------------------------
+    # -- reading results: the same record types back, with from_dict() -------------------------
 
-    def epochs(self, key: str | None = None) -> list[dict[str, Any]]:
-        """Epoch rows (``cell``, ``epoch``, metrics, ``extra`` merged in), by cell order
-        then epoch. Missing metrics are NaN."""
-        sql = ("SELECT e.cell, e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.wall, "
-               "e.extra FROM epochs e JOIN cells c ON c.key = e.cell")
+    def _record(self, cls: type, row: sqlite3.Row, columns: Sequence[str], **more: Any) -> Any:
+        d: dict[str, Any] = dict(self._json(row["extra"]) or {})
+        for col in columns:
+            v = row[col]
+            if col in _JSON_COLS:
+                v = self._json(v)
+            elif col in _BOOL_COLS:
+                v = bool(v)
+            elif v is None:
+                v = math.nan
+            d[col] = v
+        d.update(more)
+        return cls.from_dict(d)
+
+    def _by_cell(self, table: str, key: str | None, order: str) -> Iterator[sqlite3.Row]:
+        sql = f"SELECT t.* FROM {table} t JOIN cells c ON c.key = t.cell"
         args: tuple[Any, ...] = ()
         if key is not None:
-            sql, args = sql + " WHERE e.cell = ?", (key,)
-        out = []
-        for r in self._conn.execute(sql + " ORDER BY c.idx, e.epoch", args):
-            d = {"cell": r[0], "epoch": r[1]}
-            d.update({k: _nan(v) for k, v in zip(EPOCH_COLUMNS, r[2:7])})
-            d.update(self._json(r[7]) or {})
-            out.append(d)
+            sql, args = sql + " WHERE t.cell = ?", (key,)
+        return iter(self._conn.execute(f"{sql} ORDER BY c.idx, {order}", args).fetchall())
+
+    def epoch_records(self, key: str | None = None) -> dict[str, list[EpochRecord]]:
+        """``{cell key: [EpochRecord, ...]}`` (epochs in order, cells in study order; one
+        cell with *key*), each with its parameter and activation statistics."""
+        params: dict[tuple[str, int], list[ParamStats]] = {}
+        for r in self._by_cell("param_stats", key, "t.epoch, t.layer, t.param DESC, t.name"):
+            params.setdefault((r["cell"], r["epoch"]), []).append(self._record(ParamStats, r, _PARAM_COLS))
+        acts: dict[tuple[str, int], list[ActivationStats]] = {}
+        for r in self._by_cell("activation_stats", key, "t.epoch, t.layer"):
+            acts.setdefault((r["cell"], r["epoch"]), []).append(self._record(ActivationStats, r, _ACT_COLS))
+        out: dict[str, list[EpochRecord]] = {}
+        for r in self._by_cell("epochs", key, "t.epoch"):
+            at = (r["cell"], r["epoch"])
+            out.setdefault(r["cell"], []).append(self._record(
+                EpochRecord, r, _EPOCH_COLS, epoch=r["epoch"], params=tuple(params.get(at, ())),
+                activations=tuple(acts.get(at, ()))))
         return out
 
-    def steps(self, key: str) -> list[dict[str, Any]]:
-        out = []
-        for step, epoch, loss, acc, extra in self._conn.execute(
-            "SELECT step, epoch, loss, acc, extra FROM steps WHERE cell=? ORDER BY step", (key,)
-        ):
-            d = {"step": step, "epoch": epoch, "loss": _nan(loss), "acc": _nan(acc)}
-            d.update(self._json(extra) or {})
-            out.append(d)
+    def epochs(self, key: str) -> list[EpochRecord]:
+        """The :class:`EpochRecord` s of one cell, by epoch."""
+        return self.epoch_records(key).get(key, [])
+
+    def step_records(self, key: str | None = None) -> dict[str, list[StepRecord]]:
+        """``{cell key: [StepRecord, ...]}`` by step."""
+        out: dict[str, list[StepRecord]] = {}
+        for r in self._by_cell("steps", key, "t.step"):
+            out.setdefault(r["cell"], []).append(self._record(StepRecord, r, _STEP_COLS))
         return out
 
-    def layer_stats(self, key: str, epoch: int | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT epoch, layer, name, stats FROM layer_stats WHERE cell=?", [key]
-        if epoch is not None:
-            sql += " AND epoch=?"
-            args.append(epoch)
-        return [
-            {"epoch": e, "layer": layer, "name": name, **self._json(stats)}
-            for e, layer, name, stats in self._conn.execute(sql + " ORDER BY epoch, layer", args)
-        ]
+    def steps(self, key: str) -> list[StepRecord]:
+        """The :class:`StepRecord` s of one cell, by step."""
+        return self.step_records(key).get(key, [])
 
-    def histograms(self, key: str, epoch: int | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT epoch, layer, kind, name, edges, counts FROM histograms WHERE cell=?"
-        args: list[Any] = [key]
-        if epoch is not None:
-            sql += " AND epoch=?"
-            args.append(epoch)
-        return [
-            {"epoch": e, "layer": layer, "kind": kind, "name": name,
-             "edges": self._json(edges), "counts": self._json(counts)}
-            for e, layer, kind, name, edges, counts in
-            self._conn.execute(sql + " ORDER BY epoch, layer, kind", args)
-        ]
+    def divergences(self, key: str | None = None) -> dict[str, Divergence]:
+        """``{cell key: Divergence}`` of the cells that diverged."""
+        return {r["cell"]: self._record(Divergence, r, _DIV_COLS)
+                for r in self._by_cell("divergences", key, "t.cell")}
 
-    def events(self, key: str | None = None) -> list[dict[str, Any]]:
-        sql = ("SELECT ev.cell, ev.seq, ev.kind, ev.epoch, ev.step, ev.detail FROM events ev "
-               "JOIN cells c ON c.key = ev.cell")
-        args: tuple[Any, ...] = ()
-        if key is not None:
-            sql, args = sql + " WHERE ev.cell = ?", (key,)
-        return [
-            {"cell": r[0], "seq": r[1], "kind": r[2], "epoch": r[3], "step": r[4], "detail": self._json(r[5])}
-            for r in self._conn.execute(sql + " ORDER BY c.idx, ev.seq", args)
-        ]
+    def divergence(self, key: str) -> Divergence | None:
+        return self.divergences(key).get(key)
+
+    def init_records(self, key: str | None = None) -> dict[str, InitRecord]:
+        """``{cell key: InitRecord}``: apply's report and check's verdicts at init."""
+        from initlab.study.init_records import InitRecord
+
+        checks = {r["cell"]: r for r in self._by_cell("init_checks", key, "t.cell")}
+        out = {}
+        for r in self._by_cell("init_reports", key, "t.cell"):
+            ck = checks.get(r["cell"])
+            out[r["cell"]] = InitRecord.from_dict({
+                "report": self._json(r["report"]),
+                "check": None if ck is None else self._json(ck["report"]),
+                "check_error": "" if ck is None else ck["error"]})
+        return out
+
+    def init_record(self, key: str) -> InitRecord | None:
+        return self.init_records(key).get(key)
+
+    def probes(self) -> dict[tuple[str, str], ProbeResult]:
+        """``{(model label, dataset): ProbeResult}``: each group's probe rows in the order
+        they were recorded, as one result (their schemes one after the other)."""
+        from initlab.probe.result import ProbeResult
+
+        out: dict[tuple[str, str], ProbeResult] = {}
+        for r in self._conn.execute("SELECT * FROM probes ORDER BY model, dataset, seq").fetchall():
+            part = ProbeResult.from_dict(self._json(r["result"]))
+            group = (r["model"], r["dataset"])
+            first = out.get(group)
+            out[group] = part if first is None else dataclasses.replace(
+                first, schemes=[*first.schemes, *part.schemes])
+        return out
+
+    def probe(self, model: str, dataset: str) -> ProbeResult | None:
+        """The probe of one ``(model label, dataset)`` group, or ``None``."""
+        return self.probes().get((model, dataset))
+
+    def probe_errors(self) -> dict[tuple[str, str], str]:
+        """``{(model label, dataset): "ErrorType: message"}`` of the groups whose probe failed."""
+        return {(r["model"], r["dataset"]): r["error"]
+                for r in self._conn.execute("SELECT * FROM probe_errors ORDER BY model, dataset")}
 
     def integrity_check(self) -> str:
         """``PRAGMA integrity_check`` (``"ok"`` for a sound file)."""

@@ -39,20 +39,19 @@ import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from initlab.errors import InitlabError
+from initlab.records import CellStatus, EpochRecord, SchemeSummary
 from initlab.stats import mean_ci, welch_t
-from initlab.study.store import FINAL_STATUSES, Store
+from initlab.study.store import Store
 
 __all__ = [
     "CellResult",
-    "SchemeStats",
     "Summary",
-    "SummaryRow",
     "cell_results",
     "final_value",
     "format_pm",
@@ -76,12 +75,19 @@ class CellResult:
     state at init; accuracies are fractions; NaN where a value is missing. Any sequence
     (list, NumPy array) is accepted and stored as a tuple of ``int`` / ``float``."""
 
-    status: str
+    status: CellStatus
     epochs: Sequence[int] = ()
     val_acc: Sequence[float] = ()
     val_loss: Sequence[float] = ()
 
+    @classmethod
+    def of(cls, status: CellStatus | str, records: Sequence[EpochRecord]) -> CellResult:
+        """The summary's view of a cell: its status and its :class:`EpochRecord` s."""
+        return cls(CellStatus.parse(status), [r.epoch for r in records], [r.val_acc for r in records],
+                   [r.val_loss for r in records])
+
     def __post_init__(self) -> None:
+        object.__setattr__(self, "status", CellStatus.parse(self.status))
         epochs = tuple(int(e) for e in self.epochs)
         for name in ("val_acc", "val_loss"):
             values = tuple(float(v) for v in getattr(self, name))
@@ -94,7 +100,7 @@ class CellResult:
     @property
     def finished(self) -> bool:
         """Whether the cell's results are final (done or diverged)."""
-        return self.status in FINAL_STATUSES
+        return self.status.final
 
     @property
     def trained(self) -> bool:
@@ -147,35 +153,6 @@ def mean_curve(curves: Iterable[tuple[Sequence[int], Sequence[float]]]
 # -- the math ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SchemeStats:
-    """The summary of one scheme (see the module docstring for the definitions).
-
-    ``final_accs`` is the sample behind ``val_acc`` (finite final accuracies of the
-    ``done`` seeds, in input order). ``is_best``, ``p_vs_best`` and ``significant`` are
-    set by :func:`summarize_schemes` (defaults from :func:`scheme_stats` alone).
-    """
-
-    scheme: str
-    planned: int
-    finished: int
-    done: int
-    n: int
-    diverged: int
-    val_acc: float
-    val_acc_ci: float
-    val_loss: float
-    val_loss_ci: float
-    epochs_to: float
-    reached: int
-    best_epoch: int | None
-    best_acc: float
-    final_accs: tuple[float, ...]
-    is_best: bool = False
-    p_vs_best: float = math.nan
-    significant: bool = False
-
-
 def _check_options(threshold: float, level: float, alpha: float = 0.05) -> None:
     if not (0.0 < threshold <= 1.0):
         raise InitlabError(f"accuracy threshold must be a fraction in (0, 1], got {threshold}")
@@ -193,8 +170,8 @@ def _ci(values: Iterable[float], level: float) -> tuple[float, float]:
 
 
 def scheme_stats(scheme: str, cells: Sequence[CellResult], *, threshold: float = 0.8,
-                 level: float = 0.95) -> SchemeStats:
-    """The summary of one scheme from its cells (one per seed), without the comparison
+                 level: float = 0.95, dataset: str = "", model: str = "") -> SchemeSummary:
+    """The summary row of one scheme from its cells (one per seed), without the comparison
     with the other schemes (see :func:`summarize_schemes`)."""
     _check_options(threshold, level)
     finished = [c for c in cells if c.finished]
@@ -209,8 +186,8 @@ def scheme_stats(scheme: str, cells: Sequence[CellResult], *, threshold: float =
     if np.any(ep >= 1):
         i = int(np.nanargmax(np.where(ep >= 1, mean, -np.inf)))
         best_epoch, best_acc = int(ep[i]), float(mean[i])
-    return SchemeStats(
-        scheme=scheme, planned=len(cells), finished=len(finished), done=len(done),
+    return SchemeSummary(
+        dataset=dataset, model=model, scheme=scheme, planned=len(cells), finished=len(finished), done=len(done),
         n=sum(c.trained for c in done), diverged=sum(c.status == "diverged" for c in cells),
         val_acc=acc, val_acc_ci=acc_ci, val_loss=loss, val_loss_ci=loss_ci,
         epochs_to=sum(hits) / len(hits) if hits else math.nan, reached=len(hits),
@@ -220,12 +197,14 @@ def scheme_stats(scheme: str, cells: Sequence[CellResult], *, threshold: float =
 
 
 def summarize_schemes(results: Mapping[str, Sequence[CellResult]], *, threshold: float = 0.8,
-                      level: float = 0.95, alpha: float = 0.05) -> list[SchemeStats]:
+                      level: float = 0.95, alpha: float = 0.05, dataset: str = "",
+                      model: str = "") -> list[SchemeSummary]:
     """The summary of one comparison group (same dataset and model): :func:`scheme_stats`
     per scheme, in the mapping's order, then each scheme against the best one (highest
     ``val_acc``; the first on ties) by Welch's t-test at level ``alpha``."""
     _check_options(threshold, level, alpha)
-    rows = [scheme_stats(s, cells, threshold=threshold, level=level) for s, cells in results.items()]
+    rows = [scheme_stats(s, cells, threshold=threshold, level=level, dataset=dataset, model=model)
+            for s, cells in results.items()]
     scored = [r for r in rows if math.isfinite(r.val_acc)]
     if not scored:
         return rows
@@ -245,31 +224,14 @@ def summarize_schemes(results: Mapping[str, Sequence[CellResult]], *, threshold:
 
 
 @dataclass(frozen=True)
-class SummaryRow:
-    dataset: str
-    model: str
-    scheme: str
-    planned: int
-    finished: int
-    n: int
-    diverged: int
-    val_acc: float
-    val_acc_ci: float
-    val_loss: float
-    val_loss_ci: float
-    epochs_to: float
-    reached: int
-
-
-@dataclass(frozen=True)
 class Summary:
     study: str
     total: int
     finished: int
-    statuses: dict[str, int]
+    statuses: dict[CellStatus, int]
     threshold: float
     level: float
-    rows: tuple[SummaryRow, ...] = field(default_factory=tuple)
+    rows: tuple[SchemeSummary, ...] = field(default_factory=tuple)
 
     @property
     def partial(self) -> bool:
@@ -279,8 +241,8 @@ class Summary:
         """JSON-ready dict (NaN becomes ``None``)."""
         return _json_safe({
             "study": self.study, "partial": self.partial, "finished": self.finished,
-            "total": self.total, "statuses": self.statuses, "threshold": self.threshold,
-            "level": self.level, "rows": [asdict(r) for r in self.rows],
+            "total": self.total, "statuses": {str(k): v for k, v in self.statuses.items()},
+            "threshold": self.threshold, "level": self.level, "rows": [r.to_dict() for r in self.rows],
         })
 
 
@@ -297,37 +259,36 @@ def _json_safe(x: Any) -> Any:
 def cell_results(store: Store) -> dict[tuple[str, str, str], list[CellResult]]:
     """The store's cells as :class:`CellResult` lists keyed ``(dataset, model, scheme)``,
     in study order (first appearance; cells in study order within a key)."""
-    curves: dict[str, list[dict[str, Any]]] = {}
-    for row in store.epochs():
-        curves.setdefault(row["cell"], []).append(row)
+    curves = store.epoch_records()
     out: dict[tuple[str, str, str], list[CellResult]] = {}
     for c in store.cells():
-        rows = curves.get(c.key, [])
-        out.setdefault((c.dataset, c.model, c.scheme), []).append(CellResult(
-            status=c.status, epochs=[r["epoch"] for r in rows],
-            val_acc=[r["val_acc"] for r in rows], val_loss=[r["val_loss"] for r in rows]))
+        out.setdefault((c.dataset, c.model, c.scheme), []).append(
+            CellResult.of(c.status, curves.get(c.key, [])))
     return out
 
 
-def summarize(store: Store, *, threshold: float = 0.8, level: float = 0.95) -> Summary:
-    """Summarize the study in ``store``: one :func:`scheme_stats` row per
-    ``(dataset, model, scheme)``, in study order (see the module docstring)."""
-    _check_options(threshold, level)
+def summarize(store: Store, *, threshold: float = 0.8, level: float = 0.95,
+              alpha: float = 0.05) -> Summary:
+    """Summarize the study in ``store``: one :class:`~initlab.records.SchemeSummary` row per
+    ``(dataset, model, scheme)``, in study order, each scheme compared with the best of its
+    ``(dataset, model)`` group (:func:`summarize_schemes`; see the module docstring)."""
+    _check_options(threshold, level, alpha)
     rec = store.study_record()
     if rec is None:
         raise InitlabError(f"results store {str(store.path)!r} holds no study yet; run one first")
     groups = cell_results(store)
-    rows = []
+    by_group: dict[tuple[str, str], dict[str, list[CellResult]]] = {}
     for (dataset, model, scheme), cells in groups.items():
-        st = scheme_stats(scheme, cells, threshold=threshold, level=level)
-        rows.append(SummaryRow(
-            dataset=dataset, model=model, scheme=scheme, planned=st.planned, finished=st.finished,
-            n=st.n, diverged=st.diverged, val_acc=st.val_acc, val_acc_ci=st.val_acc_ci,
-            val_loss=st.val_loss, val_loss_ci=st.val_loss_ci, epochs_to=st.epochs_to,
-            reached=st.reached))
+        by_group.setdefault((dataset, model), {})[scheme] = cells
+    rows: list[SchemeSummary] = []
+    for (dataset, model), results in by_group.items():
+        rows += summarize_schemes(results, threshold=threshold, level=level, alpha=alpha,
+                                  dataset=dataset, model=model)
+    order = {k: i for i, k in enumerate(groups)}
+    rows.sort(key=lambda r: order[(r.dataset, r.model, r.scheme)])
     statuses = store.status_counts()
     return Summary(study=rec.name, total=sum(len(c) for c in groups.values()),
-                   finished=sum(statuses[s] for s in FINAL_STATUSES), statuses=statuses,
+                   finished=sum(statuses[s] for s in CellStatus.FINAL), statuses=statuses,
                    threshold=threshold, level=level, rows=tuple(rows))
 
 
