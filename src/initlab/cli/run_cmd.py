@@ -126,19 +126,19 @@ class _ProgressSink:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sink, name)
 
-    def diverged(self, cell: Any, *, epoch: int | None = None, **kw: Any) -> None:
-        self._sink.diverged(cell, epoch=epoch, **kw)
+    def diverged(self, cell: Any, event: Any) -> None:
+        self._sink.diverged(cell, event)
         c = self._cell(cell)
-        self._progress.skip(max(int(c.train.get("epochs", 10)) - int(epoch or 0), 0))
+        self._progress.skip(max(int(c.train.get("epochs", 10)) - int(event.epoch), 0))
 
     def _cell(self, cell: Any) -> Any:
         return self._sink.cells[cell] if isinstance(cell, int) else next(
             x for x in self._sink.cells if x.key == self._sink.key(cell))
 
-    def epoch(self, cell: Any, epoch: int, metrics: Any, **kw: Any) -> None:
-        self._sink.epoch(cell, epoch, metrics, **kw)
+    def epoch(self, cell: Any, record: Any, **kw: Any) -> None:
+        self._sink.epoch(cell, record, **kw)
         c = self._cell(cell)
-        self._progress.update(c.scheme, c.seed, epoch, dict(metrics))
+        self._progress.update(c.scheme, c.seed, record.epoch, record.to_dict())
 
 
 def validate(args: argparse.Namespace) -> tuple[Any, Any, Path]:

@@ -168,7 +168,7 @@ def engine_train_group(
             needs_data = get_scheme(cell.scheme).requires_data
             batch = spec.as_input(data.train_x[:lsuv_batch]) if needs_data else None
             report = initlab.apply(model, cell.scheme, seed=cell.seed, data=batch)
-            sink.init(i, init_record(report))
+            sink.init(i, init_record(report, model, batch))
             models.append(model)
         adapter = EngineSink(sink)
         seeds = [c.seed for c in cells]
