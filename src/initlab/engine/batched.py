@@ -145,7 +145,7 @@ class _BatchedRun:
             )
         self.config, self.spec, self.sink = config, spec, sink
         self.device = dev = config.torch_device
-        Xtr, Ytr, self.Xv, self.Yv = data.prepared(dev)
+        Xtr, Ytr, self.Xv, self.Yv = data.prepared(dev, config.standardize)
         self.probe = self.Xv[: config.probe_size]
         self.N = Xtr.shape[0]
         self.spe = config.steps_per_epoch(self.N)

@@ -28,7 +28,8 @@ SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
 #: Fields left out of :meth:`TrainConfig.to_dict` at their defaults (added after the first
 #: studies were stored: their cells keep their keys).
 _OPTIMIZER_DEFAULTS: dict[str, Any] = {"optimizer": "adam", **_SGD_ONLY, "schedule": "constant",
-                                       "gamma": 0.1, "step_epochs": 30, "warmup_epochs": 0.0}
+                                       "gamma": 0.1, "step_epochs": 30, "warmup_epochs": 0.0,
+                                       "standardize": False}
 
 
 def _is_int(x: Any) -> bool:
@@ -81,6 +82,11 @@ class TrainConfig:
         near zero, such as the article's all-zeros and all-ones initializations, whose
         symmetric weights get tiny or exactly cancelling gradients.  Reproducing the
         article needs Keras' value.
+    standardize:
+        Standardize the inputs per channel with the training set's statistics: ``x' = (x
+        - mean_c) / std_c`` over all training samples and pixels of channel ``c``
+        (population std; one channel for ``[N, H, W]`` images), the same statistics for
+        the validation set. Off by default: the article feeds pixels / 255.
     log_every:
         Record the training loss every this many optimizer steps (counted over the whole
         run; the last, shorter window is recorded too).  ``0`` turns step logging off.
@@ -110,6 +116,7 @@ class TrainConfig:
     gamma: float = 0.1
     step_epochs: int = 30
     warmup_epochs: float = 0.0
+    standardize: bool = False
     log_every: int = 50
     shuffle: bool = True
     device: str = "cpu"
@@ -145,8 +152,9 @@ class TrainConfig:
             raise InitlabError(
                 f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}"
             )
-        if not isinstance(self.shuffle, bool):
-            raise InitlabError(f"TrainConfig.shuffle must be True or False, got {self.shuffle!r}")
+        for name in ("shuffle", "standardize"):
+            if not isinstance(getattr(self, name), bool):
+                raise InitlabError(f"TrainConfig.{name} must be True or False, got {getattr(self, name)!r}")
         self._check_optimizer()
         self._check_schedule()
         try:
@@ -234,8 +242,8 @@ class TrainConfig:
         return -(-n_train // self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as plain values.  The optimizer and schedule fields (added after the
-        first studies were stored) appear only where they differ from their defaults, so
+        """The fields as plain values.  The optimizer, schedule and standardize fields (added
+        after the first studies were stored) appear only where they differ from their defaults, so
         a study's cells keep the keys they had before they existed."""
         d = asdict(self)
         d["betas"] = list(self.betas)

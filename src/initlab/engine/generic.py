@@ -687,7 +687,7 @@ class _GenericRun(_BatchedRun):
         shape = _check_inputs(models, seeds, data, config, input_shape, mode)
         self.config, self.spec, self.sink = config, spec, sink
         self.device = dev = config.torch_device
-        Xtr, Ytr, Xv, Yv = data.prepared(dev)
+        Xtr, Ytr, Xv, Yv = data.prepared(dev, config.standardize)
         self.Xv = Xv.view(-1, *shape)
         self.Yv = Yv
         self.probe = self.Xv[: config.probe_size]

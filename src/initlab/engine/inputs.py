@@ -86,13 +86,29 @@ class TrainData:
                     f"labels must be class indices 0..{n_classes - 1}"
                 )
 
+    def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and population std of the training images (float64): channels
+        are dim 1 of ``[N, C, H, W]`` samples; ``[N, H, W]`` or ``[N, F]`` samples are one
+        channel. A constant channel gets std 1 (it is only centred)."""
+        x = self.train_x.to(torch.float64)
+        x = x.reshape(x.shape[0], x.shape[1], -1) if x.dim() == 4 else x.reshape(x.shape[0], 1, -1)
+        mean = x.mean(dim=(0, 2))
+        std = x.std(dim=(0, 2), correction=0)
+        return mean, torch.where(std > 0, std, torch.ones_like(std))
+
     def prepared(
-        self, device: torch.device
+        self, device: torch.device, standardize: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(train_x [N, F], train_y, val_x [M, F], val_y)`` as contiguous float32 / int64
-        tensors on *device* (no copy when they already are)."""
+        tensors on *device* (no copy when they already are); with *standardize*, each
+        image standardized per channel with :meth:`channel_stats` of the training set."""
+        stats = self.channel_stats() if standardize else None
 
         def flat(x: torch.Tensor) -> torch.Tensor:
+            if stats is not None:
+                mean, std = stats
+                grouped = x.to(torch.float64).reshape(x.shape[0], mean.numel(), -1)
+                x = ((grouped - mean.reshape(1, -1, 1)) / std.reshape(1, -1, 1)).to(torch.float32)
             return x.reshape(x.shape[0], -1).to(device=device, dtype=torch.float32).contiguous()
 
         def labels(y: torch.Tensor) -> torch.Tensor:

@@ -85,7 +85,7 @@ def train_one(
     """
     spec = check_inputs([model], [seed], data, config)
     dev = config.torch_device
-    Xtr, Ytr, Xv, Yv = data.prepared(dev)
+    Xtr, Ytr, Xv, Yv = data.prepared(dev, config.standardize)
     probe = Xv[: config.probe_size]
     net = copy.deepcopy(model).to(device=dev, dtype=torch.float32)
     net.train()

@@ -45,6 +45,7 @@ named, else from the defaults shown, which are the article's settings)::
     betas = [0.9, 0.999]
     log_every = 50             # record the training loss every N steps (0: no step records)
     shuffle = true
+    standardize = false        # per-channel standardization with the training set's statistics
     probe_size = 512           # validation images used for activation statistics
     hist_bins = 40             # bins of the weight histograms
 
