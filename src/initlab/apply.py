@@ -4,6 +4,13 @@ Draws happen on the CPU from one ``torch.Generator`` seeded with ``seed``, in mo
 registration order (weight blocks, then that weight's biases), and are copied to the
 parameter's device: the same seed gives the same weights on CPU and CUDA, and a scheme
 torch also has gives the same values as ``torch.nn.init`` with that generator.
+
+Model-level schemes (Fixup, ZerO, SkipInit: :class:`~initlab.schemes.structured.StructuredScheme`)
+first read the model's structure (:func:`initlab.structure.find_structure`: residual
+branches, output layer) and get a per-layer plan from the scheme: each weight is drawn by
+its role's scheme (``LayerRecord.role`` names it), the plan's scalar parameters are set,
+and the plan's notes go to ``InitReport.notes``. A scheme that needs residual branches
+refuses a model without them in one line.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from initlab.errors import InitlabError
 from initlab.layers import WeightSlot, forward_layers, walk
 from initlab.schemes import BIAS_RULES, LSUVStep, Scheme, get_scheme
 from initlab.schemes.fans import fans as tensor_fans
+from initlab.schemes.structured import Plan
+from initlab.structure import find_structure, needs_branches
 
 
 @dataclass
@@ -37,6 +46,8 @@ class LayerRecord:
     realized_mean: float
     realized_std: float
     bias: str
+    #: a model-level scheme's name for the layer's place ("branch last: 0", ...); "" otherwise
+    role: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -53,6 +64,8 @@ class InitReport:
     layers: list[LayerRecord] = field(default_factory=list)
     unsupported: list[tuple[str, str, str]] = field(default_factory=list)
     lsuv: list[LSUVStep] = field(default_factory=list)
+    #: what a model-level scheme found and did (structure, parameters it could not set)
+    notes: list[str] = field(default_factory=list)
 
     def __iter__(self):
         return iter(self.layers)
@@ -66,6 +79,7 @@ class InitReport:
             "layers": [r.to_dict() for r in self.layers],
             "unsupported": [{"name": n, "type": t, "reason": r} for n, t, r in self.unsupported],
             "lsuv": [asdict(s) for s in self.lsuv],
+            "notes": list(self.notes),
         }
 
     def __str__(self) -> str:
@@ -74,9 +88,11 @@ class InitReport:
         lines = [f"initlab.apply: scheme {self.scheme}, seed {self.seed}", head]
         for r in self.layers:
             lines.append(f"{r.name:<28} {r.kind:<10} {'x'.join(map(str, r.shape)):<16} {r.fan_in:>7} "
-                         f"{r.fan_out:>7} {r.expected_std:>12.5g} {r.realized_std:>12.5g}  {r.bias}")
+                         f"{r.fan_out:>7} {r.expected_std:>12.5g} {r.realized_std:>12.5g}  {r.bias}"
+                         + (f"  ({r.role})" if r.role else ""))
         for n, t, why in self.unsupported:
             lines.append(f"not initialized: {n} ({t}): {why}")
+        lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -142,6 +158,17 @@ def slot_fans(slot: WeightSlot) -> tuple[int, int]:
     return tensor_fans(shape)
 
 
+def model_plan(model: nn.Module, scheme: Scheme) -> Plan | None:
+    """A model-level scheme's :class:`~initlab.schemes.structured.Plan` for *model*
+    (``None`` for per-weight schemes); refuses a model without the structure it needs."""
+    if not getattr(scheme, "model_level", False):
+        return None
+    structure = find_structure(model)
+    if scheme.needs_branches:  # type: ignore[attr-defined]
+        needs_branches(scheme.name, structure)
+    return scheme.plan(structure)  # type: ignore[attr-defined]
+
+
 def apply(model: nn.Module, scheme: "str | Scheme", *, bias: Any = None, seed: int | None = None,
           generator: torch.Generator | None = None, include: Any = None, data: Any = None) -> InitReport:
     """Initialize every supported layer of *model* in place with *scheme*.
@@ -176,22 +203,31 @@ def apply(model: nn.Module, scheme: "str | Scheme", *, bias: Any = None, seed: i
     if empty is not None:
         raise InitlabError(f"{empty.name} has shape {tuple(empty.param.shape)}: no weights to "
                            "initialize; give every layer at least one unit")
-    report = InitReport(s.spec, seed, unsupported=unsupported)
+    plan = model_plan(model, s)
+    report = InitReport(s.spec, seed, unsupported=unsupported, notes=list(plan.notes) if plan else [])
     with torch.no_grad():
         for slot in slots:
             fi, fo = slot_fans(slot)
+            role = plan.role_for(slot.module) if plan else None
             for block in slot.block_views():
-                _draw(s, block, gen, (fi, fo))
+                _draw(role.scheme if role else s, block, gen, (fi, fo))
             for b in slot.biases:
-                _init_bias(getattr(slot.module, b).data, bias_label, bias_action, fi, gen)
+                if role is not None and role.zero_bias:
+                    getattr(slot.module, b).data.zero_()
+                else:
+                    _init_bias(getattr(slot.module, b).data, bias_label, bias_action, fi, gen)
+        for _name, p, value in plan.fixed if plan else ():
+            p.data.fill_(value)
         if s.requires_data:
             report.lsuv = s.fit_(model, data, forward_layers(slots))  # type: ignore[attr-defined]
     for slot in slots:
         fi, fo = slot_fans(slot)
-        law = s.law(slot.block_shape, fans=(fi, fo))
+        role = plan.role_for(slot.module) if plan else None
+        law = (role.scheme if role else s).law(slot.block_shape, fans=(fi, fo))
         w = slot.param.detach().double()
+        bias_text = ("zeros" if role is not None and role.zero_bias else bias_label) if slot.biases else "none"
         report.layers.append(LayerRecord(
             slot.name, slot.kind, tuple(slot.param.shape), slot.blocks, fi, fo, law.family,
-            law.mean, law.std, float(w.mean()), float(w.std(unbiased=False)),
-            bias_label if slot.biases else "none"))
+            law.mean, law.std, float(w.mean()), float(w.std(unbiased=False)), bias_text,
+            role.role if role else ""))
     return report

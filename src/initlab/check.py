@@ -20,6 +20,15 @@ When some layer does not conform, :func:`check` also runs :func:`identify`: the 
 against every registered data-free scheme, so the report can say what the weights *do*
 look like (``weights look like: glorot_uniform (= keras_default)``).
 
+Laws with a ``verify`` method (a delta-orthogonal conv kernel: a point mass at 0 mixed
+with the orthogonal law) are verified by it: zeros off the centre tap, orthogonality
+there, and a KS test of the centre's entries.
+
+Model-level schemes (Fixup, ZerO, SkipInit) check each weight against the law of its role
+in the model (:func:`initlab.apply.model_plan`: the same structure and plan ``apply``
+used), and the scalar parameters the plan sets (gains, scalar biases, a last norm layer's
+affine) exactly.
+
 Data-dependent schemes (LSUV) have no a-priori law; with ``data=`` the check instead
 verifies each layer's output variance on that batch (within the scheme's tol of 1).
 """
@@ -37,7 +46,7 @@ import torch
 from torch import nn
 
 from initlab import stats
-from initlab.apply import slot_fans
+from initlab.apply import model_plan, slot_fans
 from initlab.errors import InitlabError
 from initlab.layers import WeightSlot, forward_layers, walk
 from initlab.schemes import Law, Scheme, entry, get_scheme, laws, scheme_names
@@ -227,8 +236,31 @@ def _ks(sample: np.ndarray, cdf: Any, point: float | None) -> tuple[float, float
     return stats.ks_test(sample, cdf)
 
 
+def _verified_row(wt: _Weights, law: Law, ks_alpha: float) -> CheckRow:
+    """The verdict of a law that verifies the tensor itself (``law.verify``), block by block."""
+    slot = wt.slot
+    reason, d, p = "", 0.0, 1.0
+    w = slot.param.detach().to("cpu", torch.float64)
+    for block in (w.chunk(slot.blocks, dim=0) if slot.blocks > 1 else [w]):
+        r, d1, p1 = law.verify(block, ks_alpha)  # type: ignore[attr-defined]
+        reason, d, p = reason or r, max(d, d1), min(p, p1)
+    return CheckRow(slot.name, tuple(slot.param.shape), law.family, law.mean, wt.mean, law.std,
+                    math.sqrt(wt.var), 0.0, 0.0, d, p, not reason, reason)
+
+
+def _fixed_row(name: str, p: torch.Tensor, value: float) -> CheckRow:
+    """A parameter a model-level scheme sets to *value* (a scalar gain or bias), compared exactly."""
+    w = p.detach().to("cpu", torch.float64).reshape(-1)
+    ok = bool((w == value).all())
+    return CheckRow(name, tuple(p.shape), "constant", value, float(w.mean()), 0.0,
+                    float(w.std(unbiased=False)) if w.numel() > 1 else 0.0, 0.0, 0.0, 0.0,
+                    1.0 if ok else 0.0, ok, "" if ok else f"entries differ from the constant {value:g}")
+
+
 def _row(wt: _Weights, s: Scheme, law: Law, sigmas: float, ks_alpha: float) -> CheckRow:
     """The verdict on one weight under *law* (see the module doc for the tests)."""
+    if callable(getattr(law, "verify", None)):
+        return _verified_row(wt, law, ks_alpha)
     if not law.is_random:
         return _pattern_row(wt, s, law)
     z_mean = _z(wt.mean - law.mean, math.sqrt(law.var / wt.n))
@@ -284,8 +316,15 @@ def check(model: nn.Module, scheme: "str | Scheme", *, sigmas: float = 5.0, ks_a
     slots, unsupported = _slots(model, include)
     report = CheckReport(s.spec, sigmas, unsupported=unsupported)
     weights = None
+    plan = model_plan(model, s)
     if s.requires_data:
         _check_data_dependent(model, s, slots, report, data)
+    elif plan is not None:
+        weights = _read(slots, ks_max)
+        for wt in weights:
+            role = plan.role_for(wt.slot.module)
+            report.layers.append(_row(wt, role.scheme, _law(role.scheme, wt), sigmas, ks_alpha))
+        report.layers.extend(_fixed_row(n, p, v) for n, p, v in plan.fixed)
     else:
         weights = _read(slots, ks_max)
         report.layers = [_row(wt, s, _law(s, wt), sigmas, ks_alpha) for wt in weights]
@@ -369,11 +408,12 @@ def _candidates(candidates: Any) -> list[Scheme]:
     unique: dict[str, Scheme] = {}
     for c in candidates:
         s = get_scheme(c)
-        if not s.requires_data:
+        if not s.requires_data and not getattr(s, "needs_branches", False):
             unique.setdefault(s.spec, s)
     if not unique:
-        raise InitlabError("no data-free scheme among the candidates (data-dependent ones such as lsuv have no "
-                           "law to compare with); pass names such as he_normal, or None for every registered one")
+        raise InitlabError("no data-free scheme among the candidates (data-dependent ones such as lsuv and "
+                           "model-level ones such as fixup have no per-weight law to compare with; check a model "
+                           "against them with initlab.check); pass names such as he_normal, or None")
     return list(unique.values())
 
 

@@ -20,6 +20,9 @@ from initlab.schemes.fans import MODES
 from initlab.schemes.gains import gain
 from initlab.schemes.lsuv import LSUVScheme
 from initlab.schemes.registry import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Entry, Range, register
+from initlab.schemes.structured import (
+    FIXUP, SKIPINIT, XIAO, ZERO, DeltaOrthogonalSampler, FixupScheme, SkipInitScheme, ZerOSampler, ZerOScheme,
+)
 
 TORCH = "PyTorch torch.nn.init"
 KERAS = "Keras keras.initializers"
@@ -178,6 +181,38 @@ def _register_all() -> None:
                    f"Martens 2010, 'Deep learning via Hessian-free optimization'; {TORCH}.sparse_",
                    group="structured", aliases=("torch:sparse",),
                    domains={"sparsity": Range(0, 1, hi_open=True), "std": NON_NEGATIVE}))
+
+    # --- structure-aware (initlab.schemes.structured) -----------------------------------
+    register(Entry("delta_orthogonal", lambda gain, convention: DeltaOrthogonalSampler(gain, convention),
+                   {"gain": 1.0, "convention": "initlab"},
+                   "conv: W[:, :, k//2, ...] = gain * Q (Q Haar-orthogonal c_out x c_in: W_c^T W_c = gain^2 I "
+                   "for c_out >= c_in, W_c W_c^T = gain^2 I otherwise), 0 at every other tap; Linear: gain * Q",
+                   f"{XIAO}; {JAX}.delta_orthogonal (jax: 3-5-d kernels, in <= out channels, centre (k-1)//2)",
+                   group="structured", dialects={"jax:delta_orthogonal": {"convention": "jax"}},
+                   domains={"gain": NON_NEGATIVE, "convention": ("initlab", "jax")}))
+    register(Entry("fixup", lambda mode: VS(2.0, mode, "normal"), {"mode": "fan_in"},
+                   "classifier and each residual branch's last layer = 0 (weight, bias); branch inner layers "
+                   "w ~ N(0, 2 L^(-1/(m-1)) / fan) (He x L^(-1/(2m-2)); L branches, m layers per branch); "
+                   "other layers He N(0, 2/fan); scalar multipliers 1, scalar biases 0 where the model has them",
+                   FIXUP, group="structured", scheme_class=FixupScheme, domains={"mode": MODES},
+                   note="model-level: needs residual branches (initlab.structure); the resnet family has no "
+                        "scalar multipliers/biases, so only its existing parameters are initialized"))
+    register(Entry("zero_init", lambda scaling: ZerOSampler(scaling), {"scaling": "paper"},
+                   "ZerO, deterministic: W[P, Q] = I (P = Q), partial identity (P < Q), c * H_m[:P, :Q] (P > Q; "
+                   "m = ceil(log2 P), Sylvester-Hadamard H_m, c = 2^(-(m-1)/2), or 2^(-m/2) with "
+                   "scaling=orthonormal); conv: that matrix at the centre tap; residual branches' last layers 0",
+                   f"{ZERO}; scaling=orthonormal: the authors' example_mnist.ipynb", group="structured",
+                   scheme_class=ZerOScheme, aliases=("zero_hadamard",),
+                   domains={"scaling": ("paper", "orthonormal")},
+                   note="not 'zeros' (all weights 0): ZerO is identity/Hadamard matrices; model-level for "
+                        "residual networks (zeroes each branch's last layer), per-weight for MLPs and CNNs"))
+    register(Entry("skipinit", lambda alpha, mode: VS(2.0, mode, "normal"), {"alpha": 0.0, "mode": "fan_in"},
+                   "out = act(alpha * branch(x) + shortcut(x)) with alpha = 0 (the model's scalar gain); "
+                   "without one, each branch's last layer x alpha (alpha = 0: zeroed); other layers He N(0, 2/fan)",
+                   SKIPINIT, group="structured", scheme_class=SkipInitScheme,
+                   domains={"alpha": NON_NEGATIVE, "mode": MODES},
+                   note="model-level: needs residual branches; scaling the last layer gives SkipInit's forward "
+                        "map at init, not its gradients (see initlab.schemes.structured)"))
 
     # --- framework defaults ---------------------------------------------------------------
     register(Entry("torch_default", lambda: VS(1.0 / 3.0, "fan_in", "uniform"), {},
