@@ -231,7 +231,7 @@ def test_report_and_initlab_summary_feed_the_same_cells_to_one_implementation(
 
     assert [c[0] for c in from_report] == [c[0] for c in from_store] == list(SCHEMES)
     for (_, cells_r, opts_r, _), (_, cells_s, opts_s, _) in zip(from_report, from_store):
-        assert opts_r == opts_s == {"threshold": 0.3, "level": 0.95, "dataset": dataset, "model": model}
+        assert opts_r == opts_s == {"threshold": 0.3, "level": 0.95, "dataset": dataset, "model": model, "setting": ""}
         assert [c.status for c in cells_r] == ["done", "done"]
         assert [c.epochs for c in cells_r] == [(0, 1, 2)] * 2
         assert repr(cells_r) == repr(cells_s)  # repr: NaN-aware equality of the curves

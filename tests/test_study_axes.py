@@ -109,3 +109,33 @@ def test_study_axes_name_what_varies() -> None:
     v = StudyConfig(train_variants=({"lr": 0.001}, {"optimizer": "sgd", "lr": 0.01}), **ONE)
     axes = {a.name: a.values for a in study_axes(v.cells())}
     assert axes["train.optimizer"] == ("adam", "sgd")
+
+
+@pytest.mark.data
+def test_a_grid_over_lr_depth_and_scheme_runs_and_is_grouped_by_every_axis(tmp_path, capsys) -> None:
+    """The summary compares schemes within each (model, train setting) group, never across
+    them, and the report draws a heatmap per axis and a section per group."""
+    import json
+
+    from initlab.cli import main
+
+    spec = tmp_path / "grid.toml"
+    spec.write_text('[study]\nseeds = 2\nepochs = 1\n[model]\nkind = "linear"\ndepth = [2, 3]\nwidth = 16\n'
+                    '[schemes]\nlist = ["orthogonal", "zeros"]\n'
+                    '[train]\noptimizer = "sgd"\nlr = [0.01, 0.1]\nbatch_size = 32\n')
+    out = tmp_path / "run"
+    assert main(["run", str(spec), "--out", str(out), "--limit-train", "128", "--limit-val", "64",
+                 "--quiet", "--no-probe"]) == 0
+    table = capsys.readouterr().out
+    assert "train" in table and "lr=0.01" in table and "lr=0.1" in table
+    assert main(["summary", str(out), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    groups = {(r["model"], r["setting"]) for r in rows}
+    assert groups == {(m, s) for m in ("linear-2x16", "linear-3x16") for s in ("lr=0.01", "lr=0.1")}
+    assert len(rows) == 8 and all(r["planned"] == 2 for r in rows)  # 2 seeds per scheme and group
+    # each group has its own best scheme
+    assert sum(r["is_best"] for r in rows) == 4
+    html = (out / "report.html").read_text()
+    for name in ("overview_0_depth.png", "overview_1_lr.png", "overview_final_strip.png"):
+        assert (out / "figures" / name).is_file()
+    assert html.count("<h3>linear-3x16 | lr=0.1 on fashion-mnist</h3>") >= 3

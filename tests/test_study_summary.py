@@ -320,7 +320,7 @@ def test_store_cell_results_are_the_recorded_curves(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         groups = cell_results(store)
         statuses = {c.key: c.status for c in store.cells()}
-    assert list(groups) == [("fashion-mnist", "mlp-8-relu-d0.2", s) for s in ("he_normal", "zeros")]
+    assert list(groups) == [("fashion-mnist", "mlp-8-relu-d0.2", "", s) for s in ("he_normal", "zeros")]
     flat = [r for rs in groups.values() for r in rs]
     assert len(flat) == len(cells)
     for res, cell in zip(flat, cells):

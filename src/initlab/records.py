@@ -289,7 +289,9 @@ CellStatus.FINAL = (CellStatus.DONE, CellStatus.DIVERGED)
 
 @dataclass(frozen=True)
 class SchemeSummary(_Record):
-    """One row of the per-scheme summary of a comparison group (one dataset and model):
+    """One row of the per-scheme summary of a comparison group (one dataset, model and
+    train setting: ``setting`` names the values of the study's train axes, e.g.
+    ``"lr=0.01"``, and is ``""`` in a study without them):
     what ``initlab summary``, the report and the exports show. The math and the
     definitions are :mod:`initlab.study.summary` (the only place that computes it).
 
@@ -326,6 +328,7 @@ class SchemeSummary(_Record):
     is_best: bool = False
     p_vs_best: float = _NAN
     significant: bool = False
+    setting: str = ""
 
     @property
     def unfinished(self) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,9 +38,9 @@ __all__ = ["build_report", "check_report_out", "REPORT_NAME", "FIGURE_DIR", "SEC
 REPORT_NAME = "report.html"
 FIGURE_DIR = "figures"
 #: Section ids always present in the page (``probe`` is added when a probe was recorded).
-SECTIONS: tuple[str, ...] = ("summary", "curves", "weights", "activations", "conformance", "run")
+SECTIONS: tuple[str, ...] = ("summary", "overview", "curves", "weights", "activations", "conformance", "run")
 
-_TITLES = {"summary": "Summary", "curves": "Learning curves", "weights": "Weights",
+_TITLES = {"summary": "Summary", "overview": "Overview", "curves": "Learning curves", "weights": "Weights",
            "activations": "Activations", "conformance": "Conformance at init", "probe": "Signal probe",
            "run": "Run"}
 
@@ -135,6 +136,48 @@ def _section_summary(ctx: _Ctx, target: float, alpha: float) -> str:
         f'"differs" when p &lt; {alpha:g} (no multiple-comparison correction; with k schemes a '
         f'Bonferroni reading is p &lt; {alpha:g}/(k-1)).</p>')
     return "".join(parts)
+
+
+def _overview_axes(run: RunData) -> list[tuple[str, list[Any], Callable[[CellData], Any]]]:
+    """The grid's axes other than scheme and seed, as ``(label, values, value_of)``: the
+    dataset, every model key and train setting that varies, and the model itself when
+    no model key tells the models apart."""
+    from initlab.study.axes import axis_value, study_axes
+    from initlab.study.cell import Cell
+
+    from initlab.errors import InitlabError
+
+    try:
+        cells = {c.key: Cell.from_dict(c.config) for c in run.cells}
+    except InitlabError:  # results without their cells' settings (synthetic ones)
+        return []
+    axes = [a for a in study_axes(cells.values()) if a.name != "scheme"]
+    if any(a.name.startswith("model.") for a in axes):
+        axes = [a for a in axes if a.name != "model"]
+    return [(a.label, list(a.values), lambda c, name=a.name: axis_value(cells[c.key], name))
+            for a in axes]
+
+
+def _section_overview(ctx: _Ctx) -> str:
+    """Final accuracy per scheme along each axis of the grid (heatmaps), and every seed's
+    final accuracy per scheme and group (strip and box plots): :mod:`initlab.report.fig_overview`."""
+    from initlab.report.fig_overview import axis_heatmap, final_strip
+
+    parts = []
+    schemes = ctx.run.schemes()
+    for k, (label, values, value_of) in enumerate(_overview_axes(ctx.run)):
+        fig = ctx.add(axis_heatmap, ctx.run.cells, schemes, label, values, value_of,
+                      ctx.path(f"overview_{k}_{re.sub(r'[^A-Za-z0-9_]', '_', label)}.png"))
+        parts.append(H.figure(fig, f"Mean final validation accuracy (%) of each scheme at each {H.esc(label)}, "
+                                   "over its finished seeds and the grid's other axes; n = models averaged, "
+                                   "div = models that diverged (not in the mean)."))
+    groups = [(ctx.title(m, d), by) for m, d in ctx.groups if (by := ctx.by_scheme(m, d))]
+    if groups:
+        fig = ctx.add(final_strip, groups, ctx.colors, ctx.path("overview_final_strip.png"))
+        parts.append(H.figure(fig, "Final validation accuracy of every seed (points) over the box of its "
+                                   "quartiles (median line; whiskers to 1.5 IQR), per scheme, one panel per "
+                                   "group; diverged seeds are left out."))
+    return "".join(parts) or '<p class="note">No cell has finished yet.</p>'
 
 
 def _section_curves(ctx: _Ctx) -> str:
@@ -318,6 +361,7 @@ def _probe_block(ctx: _Ctx, result: Any, directory: Path, prefix: str) -> str:
 
 def _group_probe(ctx: _Ctx, i: int, model: str, dataset: str) -> str:
     """The probe recorded for one ``(model, dataset)`` group, and why probing failed if it did."""
+    model = ctx.run.model_of(model)  # the probe is of the model at init, whatever the train setting
     raw = ctx.run.probes.get((model, dataset))
     error = ctx.run.probe_errors.get((model, dataset))
     note = (f'<p class="note">Probing this model failed ({H.esc(error)}); the study trained without '
@@ -433,6 +477,7 @@ def build_report(run_dir: str | os.PathLike[str], *, out: str | os.PathLike[str]
         ctx = _Ctx(run, staging)
         sections: list[tuple[str, str]] = [
             ("summary", _section_summary(ctx, target, alpha)),
+            ("overview", _section_overview(ctx)),
             ("curves", _section_curves(ctx)),
             ("weights", _section_weights(ctx)),
             ("activations", _section_activations(ctx)),

@@ -60,6 +60,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     :attr:`RunData.partial` is true.
     """
     from initlab.records import QUANTILE_LEVELS
+    from initlab.study.axes import setting_label, study_axes
     from initlab.study.store import Store
 
     rd = check_run_dir(run_dir)
@@ -72,13 +73,16 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
         levels = tuple(float(x) for x in meta.get("quantile_levels", QUANTILE_LEVELS) or ())
         epochs, steps = store.epoch_records(), store.step_records()
         divergences, inits = store.divergences(), store.init_records()
+        records = store.cells()
+        axes = study_axes(r.cell for r in records)
         cells = [CellData(
             key=rec.key, scheme=rec.scheme, seed=int(rec.seed), model=rec.model, dataset=rec.dataset,
             status=rec.status, wall_s=math.nan if rec.wall is None else float(rec.wall),
             epochs_planned=int(rec.cell.epochs), epochs=tuple(epochs.get(rec.key, ())),
             steps=tuple(steps.get(rec.key, ())), divergence=divergences.get(rec.key),
             init=inits.get(rec.key), quantile_levels=levels, config=rec.cell.to_dict(),
-        ) for rec in store.cells()]
+            setting=setting_label(rec.cell, axes),
+        ) for rec in records]
         probes, errors = store.probes(), store.probe_errors()
     config = dict(study.config)
     config.setdefault("name", study.name)

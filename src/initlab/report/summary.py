@@ -50,6 +50,10 @@ def cell_results(run: RunData, model: str, dataset: str) -> dict[str, list[core.
 
 def summarize(run: RunData, model: str, dataset: str, *, target: float = 0.8,
               alpha: float = 0.05) -> list[SchemeSummary]:
-    """The summary rows of one ``(model, dataset)`` group, in study scheme order."""
+    """The summary rows of one ``(model, dataset)`` group (*model*: a group label of
+    :meth:`RunData.groups`), in study scheme order."""
+    first = next(iter(run.cells_of(model, dataset, finished_only=False)), None)
     return core.summarize_schemes(cell_results(run, model, dataset), threshold=target, level=LEVEL,
-                                  alpha=alpha, dataset=dataset, model=model)
+                                  alpha=alpha, dataset=dataset,
+                                  model=first.model if first else model,
+                                  setting=first.setting if first else "")

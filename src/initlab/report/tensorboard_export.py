@@ -50,7 +50,7 @@ def run_name(cell: CellData, multi_group: bool) -> str:
     """The TensorBoard/W&B run name of a cell: ``scheme/seedK`` (``model__dataset/``
     first when the study has several groups)."""
     name = f"{safe_name(cell.scheme)}/seed{cell.seed}"
-    return f"{safe_name(cell.model)}__{safe_name(cell.dataset)}/{name}" if multi_group else name
+    return f"{safe_name(cell.group_label)}__{safe_name(cell.dataset)}/{name}" if multi_group else name
 
 
 def _histogram_proto(pb: Any, edges: np.ndarray, counts: np.ndarray, tight: np.ndarray) -> Any:

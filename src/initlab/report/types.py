@@ -189,6 +189,15 @@ class CellData:
     quantile_levels: tuple[float, ...] = QUANTILE_LEVELS
     #: the cell's own settings (the study layer's ``Cell.to_dict()``), for exports.
     config: dict[str, Any] = field(default_factory=dict)
+    #: its values on the study's train axes (:func:`initlab.study.axes.setting_label`),
+    #: e.g. ``"lr=0.01"``; ``""`` in a study without them.
+    setting: str = ""
+
+    @property
+    def group_label(self) -> str:
+        """The comparison group this cell belongs to, with its dataset: the model's label,
+        and the train setting when the study has train axes (``mlp-... | lr=0.01``)."""
+        return f"{self.model} | {self.setting}" if self.setting else self.model
 
     def __post_init__(self) -> None:
         self.status = CellStatus.parse(self.status)
@@ -294,15 +303,22 @@ class RunData:
         return list(dict.fromkeys(c.scheme for c in self.cells))
 
     def groups(self) -> list[tuple[str, str]]:
-        """The ``(model, dataset)`` pairs, in study order. Cells of one group differ only
-        in scheme and seed, so they are compared with each other."""
-        return list(dict.fromkeys((c.model, c.dataset) for c in self.cells))
+        """The ``(group label, dataset)`` pairs (:attr:`CellData.group_label`: the model,
+        and the train setting where the study has train axes), in study order. Cells of
+        one group differ only in scheme and seed, so they are compared with each other."""
+        return list(dict.fromkeys((c.group_label, c.dataset) for c in self.cells))
+
+    def model_of(self, group: str) -> str:
+        """The model label of a group label of :meth:`groups`."""
+        return next((c.model for c in self.cells if c.group_label == group), group)
 
     def cells_of(self, model: str, dataset: str, scheme: str | None = None,
                  finished_only: bool = True) -> list[CellData]:
+        """The cells of the group ``(model, dataset)`` (*model*: a group label of
+        :meth:`groups`, which is the model's label in a study without train axes)."""
         return [
             c for c in self.cells
-            if c.model == model and c.dataset == dataset
+            if c.group_label == model and c.dataset == dataset
             and (scheme is None or c.scheme == scheme)
             and (c.finished or not finished_only)
         ]

@@ -21,7 +21,7 @@ from typing import Any
 
 from initlab.errors import InitlabError
 
-__all__ = ["Axis", "axis_keys", "expand_axes", "study_axes"]
+__all__ = ["Axis", "axis_keys", "axis_value", "expand_axes", "setting_label", "study_axes"]
 
 
 def _is_list(value: Any) -> bool:
@@ -141,3 +141,16 @@ def study_axes(cells: Iterable[Any], *, include_seed: bool = False) -> list[Axis
     # a model key that varies only as the label does (one key per model) is the same axis
     # as "model": keep both, the summaries pick the key when there is one
     return axes
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def setting_label(cell: Any, axes: Sequence[Axis]) -> str:
+    """The cell's values on the train axes among *axes*, e.g. ``"lr=0.01, optimizer=sgd"``
+    (``""`` when the study has no train axis): with the dataset and the model's label,
+    what makes a comparison group of the summaries."""
+    return ", ".join(f"{a.label}={_text(a.value_of(cell))}" for a in axes if a.name.startswith("train."))

@@ -9,7 +9,9 @@ reader of results goes through it:
   end-of-run table of ``initlab run``), with :func:`render_table` / :func:`summary_json`;
 * :func:`initlab.report.summary.summarize` -- adapter over the report's ``RunData``.
 
-Definitions, for one scheme (one comparison group: same dataset and model). Let
+Definitions, for one scheme (one comparison group: same dataset, model and train
+setting, :func:`initlab.study.axes.setting_label`; the grid's other axes give groups of
+their own). Let
 :math:`x_1..x_n` be the validation accuracies after the last recorded training epoch
 (the largest ``epoch >= 1``; epoch 0 is the state at init) of the seeds that finished
 without diverging (status ``done``), non-finite values left out:
@@ -47,6 +49,7 @@ import numpy as np
 from initlab.errors import InitlabError
 from initlab.records import CellStatus, EpochRecord, SchemeSummary
 from initlab.stats import mean_ci, welch_t
+from initlab.study.axes import setting_label, study_axes
 from initlab.study.store import Store
 
 __all__ = [
@@ -170,7 +173,8 @@ def _ci(values: Iterable[float], level: float) -> tuple[float, float]:
 
 
 def scheme_stats(scheme: str, cells: Sequence[CellResult], *, threshold: float = 0.8,
-                 level: float = 0.95, dataset: str = "", model: str = "") -> SchemeSummary:
+                 level: float = 0.95, dataset: str = "", model: str = "",
+                 setting: str = "") -> SchemeSummary:
     """The summary row of one scheme from its cells (one per seed), without the comparison
     with the other schemes (see :func:`summarize_schemes`)."""
     _check_options(threshold, level)
@@ -192,19 +196,19 @@ def scheme_stats(scheme: str, cells: Sequence[CellResult], *, threshold: float =
         val_acc=acc, val_acc_ci=acc_ci, val_loss=loss, val_loss_ci=loss_ci,
         epochs_to=sum(hits) / len(hits) if hits else math.nan, reached=len(hits),
         best_epoch=best_epoch, best_acc=best_acc,
-        final_accs=tuple(a for a in accs if math.isfinite(a)),
+        final_accs=tuple(a for a in accs if math.isfinite(a)), setting=setting,
     )
 
 
 def summarize_schemes(results: Mapping[str, Sequence[CellResult]], *, threshold: float = 0.8,
                       level: float = 0.95, alpha: float = 0.05, dataset: str = "",
-                      model: str = "") -> list[SchemeSummary]:
-    """The summary of one comparison group (same dataset and model): :func:`scheme_stats`
+                      model: str = "", setting: str = "") -> list[SchemeSummary]:
+    """The summary of one comparison group (same dataset, model and train setting): :func:`scheme_stats`
     per scheme, in the mapping's order, then each scheme against the best one (highest
     ``val_acc``; the first on ties) by Welch's t-test at level ``alpha``."""
     _check_options(threshold, level, alpha)
-    rows = [scheme_stats(s, cells, threshold=threshold, level=level, dataset=dataset, model=model)
-            for s, cells in results.items()]
+    rows = [scheme_stats(s, cells, threshold=threshold, level=level, dataset=dataset, model=model,
+                         setting=setting) for s, cells in results.items()]
     scored = [r for r in rows if math.isfinite(r.val_acc)]
     if not scored:
         return rows
@@ -256,13 +260,16 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
-def cell_results(store: Store) -> dict[tuple[str, str, str], list[CellResult]]:
-    """The store's cells as :class:`CellResult` lists keyed ``(dataset, model, scheme)``,
-    in study order (first appearance; cells in study order within a key)."""
+def cell_results(store: Store) -> dict[tuple[str, str, str, str], list[CellResult]]:
+    """The store's cells as :class:`CellResult` lists keyed ``(dataset, model, setting,
+    scheme)`` (``setting``: :func:`~initlab.study.axes.setting_label`), in study order
+    (first appearance; cells in study order within a key)."""
     curves = store.epoch_records()
-    out: dict[tuple[str, str, str], list[CellResult]] = {}
-    for c in store.cells():
-        out.setdefault((c.dataset, c.model, c.scheme), []).append(
+    records = store.cells()
+    axes = study_axes(r.cell for r in records)
+    out: dict[tuple[str, str, str, str], list[CellResult]] = {}
+    for c in records:
+        out.setdefault((c.dataset, c.model, setting_label(c.cell, axes), c.scheme), []).append(
             CellResult.of(c.status, curves.get(c.key, [])))
     return out
 
@@ -270,22 +277,23 @@ def cell_results(store: Store) -> dict[tuple[str, str, str], list[CellResult]]:
 def summarize(store: Store, *, threshold: float = 0.8, level: float = 0.95,
               alpha: float = 0.05) -> Summary:
     """Summarize the study in ``store``: one :class:`~initlab.records.SchemeSummary` row per
-    ``(dataset, model, scheme)``, in study order, each scheme compared with the best of its
-    ``(dataset, model)`` group (:func:`summarize_schemes`; see the module docstring)."""
+    ``(dataset, model, train setting, scheme)``, in study order, each scheme compared with
+    the best of its ``(dataset, model, setting)`` group (:func:`summarize_schemes`; see
+    the module docstring)."""
     _check_options(threshold, level, alpha)
     rec = store.study_record()
     if rec is None:
         raise InitlabError(f"results store {str(store.path)!r} holds no study yet; run one first")
     groups = cell_results(store)
-    by_group: dict[tuple[str, str], dict[str, list[CellResult]]] = {}
-    for (dataset, model, scheme), cells in groups.items():
-        by_group.setdefault((dataset, model), {})[scheme] = cells
+    by_group: dict[tuple[str, str, str], dict[str, list[CellResult]]] = {}
+    for (dataset, model, setting, scheme), cells in groups.items():
+        by_group.setdefault((dataset, model, setting), {})[scheme] = cells
     rows: list[SchemeSummary] = []
-    for (dataset, model), results in by_group.items():
+    for (dataset, model, setting), results in by_group.items():
         rows += summarize_schemes(results, threshold=threshold, level=level, alpha=alpha,
-                                  dataset=dataset, model=model)
+                                  dataset=dataset, model=model, setting=setting)
     order = {k: i for i, k in enumerate(groups)}
-    rows.sort(key=lambda r: order[(r.dataset, r.model, r.scheme)])
+    rows.sort(key=lambda r: order[(r.dataset, r.model, r.setting, r.scheme)])
     statuses = store.status_counts()
     return Summary(study=rec.name, total=sum(len(c) for c in groups.values()),
                    finished=sum(statuses[s] for s in CellStatus.FINAL), statuses=statuses,
@@ -317,7 +325,9 @@ def render_table(summary: Summary) -> str:
         head = f"study {summary.study!r}: {summary.total} cells, all finished"
     multi_data = len({r.dataset for r in summary.rows}) > 1
     multi_model = len({r.model for r in summary.rows}) > 1
-    header = (["dataset"] if multi_data else []) + (["model"] if multi_model else []) + [
+    multi_setting = len({r.setting for r in summary.rows}) > 1
+    header = (["dataset"] if multi_data else []) + (["model"] if multi_model else []) + (
+        ["train"] if multi_setting else []) + [
         "scheme", "seeds", f"val acc % ({lvl} CI)", f"val loss ({lvl} CI)", f"epochs to {pct}",
         "diverged"]
     body = []
@@ -326,7 +336,8 @@ def render_table(summary: Summary) -> str:
             reach = f"{r.epochs_to:.1f} ({r.reached}/{r.finished})"
         else:
             reach = f"never (0/{r.finished})" if r.finished else "-"
-        body.append((([r.dataset] if multi_data else []) + ([r.model] if multi_model else []) + [
+        body.append((([r.dataset] if multi_data else []) + ([r.model] if multi_model else [])
+                     + ([r.setting] if multi_setting else []) + [
             r.scheme, f"{r.finished}/{r.planned}", format_pm(r.val_acc, r.val_acc_ci, 100.0, 2),
             format_pm(r.val_loss, r.val_loss_ci, 1.0, 4), reach, str(r.diverged)]))
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
