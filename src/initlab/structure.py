@@ -7,9 +7,9 @@ SkipInit) its residual branches and its output layer.
 
    * ``model.residual_branches() -> list[nn.Module]``: each residual block's branch, in
      forward order, so that a block computes ``act(g * branch(x) + shortcut(x))``. A
-     branch's parameterized modules (those owning parameters directly), in registration
-     order, are its layers; the *last* one is the branch's last layer (a Linear/Conv, or a
-     normalization layer after it);
+     branch's layers are its Linear/Conv and normalization modules (and any module owning a
+     parameter with more than one entry), in registration order; the *last* one is the
+     branch's last layer (a Linear/Conv, or a normalization layer after it);
    * ``model.output_layer() -> nn.Linear``: the classifier (optional);
    * ``model.residual_gains() -> list[nn.Parameter | None]`` (optional): one scalar
      multiplier ``g`` per branch (SkipInit's alpha, Fixup's scalar multiplier), aligned with
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from initlab.errors import InitlabError
-from initlab.layers import CONV, CONV_T, LINEAR_LIKE
+from initlab.layers import CONV, CONV_T, LINEAR_LIKE, NORM
 
 __all__ = ["Branch", "Structure", "find_structure", "needs_branches", "GAIN_NAMES"]
 
@@ -92,8 +92,10 @@ class Structure:
         return (f"{len(self.branches)} residual branches ({self.how}), output layer {out}")
 
 
-def _owns_params(m: nn.Module) -> bool:
-    return any(True for _ in m.parameters(recurse=False))
+def _is_layer(m: nn.Module) -> bool:
+    """A Linear/Conv or normalization layer, or a module owning a parameter that is not a
+    scalar (scalar gains and biases are the block's, not layers)."""
+    return isinstance(m, _WEIGHT_LAYERS + NORM) or any(p.numel() > 1 for p in m.parameters(recurse=False))
 
 
 def _scalars(modules: list[nn.Module], prefix: dict[int, str]) -> tuple[
@@ -129,7 +131,7 @@ def _from_methods(model: nn.Module, names: dict[int, str], by_name: dict[str, nn
             raise InitlabError(f"{type(model).__name__}.residual_branches() item {i} is not a sub-module "
                                "of the model; return the branch modules themselves")
         name = names[id(b)]
-        layers = [(names[id(m)], m) for m in b.modules() if _owns_params(m)]
+        layers = [(names[id(m)], m) for m in b.modules() if _is_layer(m)]
         parent = _parent(name, by_name)
         gain, biases = _scalars([b] + ([parent] if parent is not None else []), names)
         if gains is not None:
@@ -155,7 +157,7 @@ def _discover_blocks(model: nn.Module, names: dict[int, str]) -> list[Branch]:
         layers = []
         for attr in _BLOCK_LAYERS:
             sub = getattr(m, attr, None)
-            if isinstance(sub, nn.Module) and _owns_params(sub):
+            if isinstance(sub, nn.Module) and _is_layer(sub):
                 layers.append((names[id(sub)], sub))
         inside.update(id(s) for s in m.modules())
         gain, biases = _scalars([m], names)

@@ -32,6 +32,7 @@ def describe(spec: str, fan_in: int, fan_out: int) -> dict[str, Any]:
         "name": s.name, "spec": s.spec, "aliases": entry_aliases(e), "group": e.group,
         "formula": s.formula, "source": s.source, "params": s.params, "bias": s.bias,
         "requires_data": s.requires_data, "fan_in": fan_in, "fan_out": fan_out,
+        "model_level": bool(getattr(s, "model_level", False)),
     }
     try:
         law = s.law(shape)
@@ -68,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  bias    : {row['bias']}")
         if row["requires_data"]:
             print("  needs   : a data batch (initlab.apply(..., data=batch))")
+        if row["model_level"]:
+            needs = ("the model's residual branches" if getattr(get_scheme(args.name), "needs_branches", False)
+                     else "nothing, but zeroes residual branches' last layers where the model has them")
+            print(f"  needs   : {needs} (model-level: each layer's law is its role's; see initlab.structure)")
         print(f"  for a {args.fan_in}->{args.fan_out} layer: {row['law']}")
         if row["std"] is not None:
             print(f"    mean {row['mean']:.6g}, std {row['std']:.6g}")
