@@ -72,6 +72,23 @@ SPECS = {
     "unknown_schedule.toml": "[train]\nschedule = 'onecycle'\n",
     "negative_warmup.toml": "[train]\nwarmup_epochs = -2\n",
     "binary.toml": None,  # bytes that are not UTF-8, written by world()
+    # model families and grid axes
+    "unknown_kind.toml": "[model]\nkind = 'transformer'\n",
+    "key_of_another_kind.toml": "[model]\nkind = 'cnn'\nhidden = [64]\n",
+    "cnn_channels_length.toml": "[model]\nkind = 'cnn'\ndepth = 3\nchannels = [8, 16]\n",
+    "resnet_bad_norm.toml": "[model]\nkind = 'resnet'\nnorm = 'group'\n",
+    "custom_no_shape.toml": "[model]\nkind = 'custom'\nbuilder = '../models.py:mlp'\n",
+    "custom_fails.toml": SPEC_OK + "[model]\nkind = 'custom'\nbuilder = '../models.py:boom'\ninput_shape = [784]\n",
+    "custom_not_module.toml": SPEC_OK + "[model]\nkind = 'custom'\nbuilder = '../models.py:not_a_module'\n"
+                              "input_shape = [784]\n",
+    "shape_misfit.toml": SPEC_OK + "[model]\nkind = 'cnn'\ndepth = 2\ninput_shape = [3, 28, 28]\n",
+    "lr_zero.toml": "[train]\nlr = 0\n",
+    "lr_axis_negative.toml": "[train]\nlr = [0.1, -0.1]\n",
+    "empty_axis.toml": "[train]\nlr = []\n",
+    "empty_model_axis.toml": "[model]\nkind = 'linear'\ndepth = []\n",
+    "schedule_axis_unknown.toml": "[train]\nschedule = ['cosine', 'onecycle']\n",
+    "train_variant_unknown_key.toml": "[[train]]\nlr = 0.1\n[[train]]\nlearning_rate = 0.1\n",
+    "train_variants_equal.toml": "[[train]]\nlr = 0.1\n[[train]]\nlr = 0.1\n",
 }
 
 MODELS = '''
@@ -199,7 +216,8 @@ CASES: list[Case] = [
     cli("run-schemes-unbalanced", "run", "smoke", "--schemes", "uniform(a=-1,b=1"),
     cli("run-schemes-non-finite", "run", "smoke", "--schemes", "constant(value=-inf)", match="finite"),
     *[cli(f"run-spec-{name.removesuffix('.toml')}", "run", f"specs/{name}", "--data-dir", "data-ok",
-          "--no-download", data=name in ("wrong_fit.toml", "few_outputs.toml"))
+          "--no-download", data=name in ("wrong_fit.toml", "few_outputs.toml", "custom_fails.toml",
+                                         "custom_not_module.toml", "shape_misfit.toml"))
       for name in SPECS],
     cli("run-spec-missing", "run", "specs/nope.toml", match="does not exist"),
     cli("run-spec-directory", "run", "specs/folder.toml", match="directory"),
