@@ -1,5 +1,5 @@
-"""Training engine: the article's MLP, a batched trainer for K models at once, and the
-plain one-model reference loop it is tested against.
+"""Training engine: model families, the hand-tuned batched trainer of the article's MLP,
+the generic batched trainer for any model, and the plain one-model reference loop.
 
 Typical use (the study layer does this per batch of cells)::
 
@@ -12,7 +12,13 @@ Typical use (the study layer does this per batch of cells)::
     results = train(models, seeds, TrainData(x, y, xv, yv), TrainConfig(), sink=store)
     results[0].history()["val_accuracy"]
 
-Modules: :mod:`~initlab.engine.models` (specs), :mod:`~initlab.engine.config`
+    spec = spec_from_dict({"kind": "cnn", "depth": 8, "channels": 32})   # any family
+    models = [spec.build(seed) for seed in seeds]                        # then initialize
+    results = train_generic(models, seeds, data, config, input_shape=spec.input_shape)
+
+Modules: :mod:`~initlab.engine.families` (model families by kind: :mod:`~initlab.engine.models`,
+:mod:`~initlab.engine.convnets`, :mod:`~initlab.engine.custom_model`),
+:mod:`~initlab.engine.generic` (:func:`train_generic`), :mod:`~initlab.engine.config`
 (:class:`TrainConfig`), :mod:`~initlab.engine.inputs` (:class:`TrainData`),
 :mod:`~initlab.engine.results` (:class:`TrainResult`, :class:`Sink`; the records themselves are :mod:`initlab.records`), :mod:`~initlab.engine.batched`
 (:func:`train`) with its per-step hot path :mod:`~initlab.engine.step`,
@@ -23,6 +29,8 @@ Modules: :mod:`~initlab.engine.models` (specs), :mod:`~initlab.engine.config`
 """
 
 from initlab.engine.batched import train
+from initlab.engine.families import ModelSpec, family_kinds, spec_from_dict
+from initlab.engine.generic import train_generic
 from initlab.engine.config import TrainConfig
 from initlab.engine.inputs import TrainData
 from initlab.engine.models import ACTIVATIONS, MLPSpec, activation_module, build_mlp
@@ -35,6 +43,10 @@ __all__ = [
     "MLPSpec",
     "activation_module",
     "build_mlp",
+    "ModelSpec",
+    "family_kinds",
+    "spec_from_dict",
+    "train_generic",
     "infer_spec",
     "TrainConfig",
     "TrainData",
