@@ -239,3 +239,26 @@ def test_a_study_too_big_for_the_device_is_refused_with_the_group_size_that_fits
         check_memory(cells, "cpu", max_group_size=1)
     monkeypatch.setattr(memory, "device_bytes", lambda device: None)  # unknown: no check
     check_memory(cells, "cpu")
+
+
+def test_a_study_of_any_family_takes_the_generic_trainer_and_is_probed(tmp_path: Path) -> None:
+    """A conv net and a residual net train through the generic trainer (the MLP fast path
+    is not given them), each group is probed at init, and the records name its modules;
+    a model with BatchNorm trains one by one and the run log says so."""
+    from initlab.engine.families import spec_from_dict
+
+    data = _data(128, 32)
+    models = (spec_from_dict({"kind": "cnn", "depth": 2, "channels": 4, "downsample": [1, 2]}),
+              spec_from_dict({"kind": "resnet", "depth": 1, "width": 4, "norm": "batch", "downsample": [1]}))
+    study = StudyConfig(name="families", schemes=("he_normal", "lsuv"), seeds=1, models=models,
+                        train={"epochs": 1, "batch_size": 64, "probe_size": 8}).expand()
+    log: list[str] = []
+    with Store.create(tmp_path) as store:
+        result = run_study(study, store, engine_train_group(loader=lambda cell: data, log=log.append))
+        assert result.complete and not store.probe_errors()
+        assert set(store.probes()) == {(m.label, "fashion-mnist") for m in models}
+        names = {a.name for rows in store.epoch_records().values() for r in rows for a in r.activations}
+        assert "conv1" in names and any(n.startswith("blocks.0.branch") for n in names)
+        params = {p.name for rows in store.epoch_records().values() for r in rows for p in r.params}
+        assert "blocks.0.branch.0.weight" in params
+    assert any("one by one" in line and "BatchNorm" in line for line in log), log

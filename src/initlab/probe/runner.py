@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from initlab.apply import apply as apply_scheme
-from initlab.engine.models import MLPSpec, build_mlp
+from initlab.engine.models import MLPSpec, ModelSpec, build_mlp
 from initlab.errors import InitlabError
 from initlab.probe import activations as act
 from initlab.probe.capture import LAYER_TYPES, Capture, Measured, is_sequential_chain, probe_layers
@@ -53,7 +53,7 @@ from initlab.schemes import Scheme, get_scheme
 DEFAULT_SCHEMES = ("he_normal", "glorot_normal", "torch_default")
 
 #: What :func:`probe` accepts as the model.
-ModelLike = nn.Module | Callable[[], nn.Module] | MLPSpec
+ModelLike = nn.Module | Callable[[], nn.Module] | ModelSpec
 
 
 def _derived_seed(seed: int, stream: int) -> int:
@@ -62,12 +62,14 @@ def _derived_seed(seed: int, stream: int) -> int:
 
 
 def build_model(model_or_factory: ModelLike) -> tuple[nn.Module, str]:
-    """A private model to probe and its label, from a module (deep-copied), an
-    :class:`~initlab.engine.models.MLPSpec`, or a function returning a module. Construction
+    """A private model to probe and its label, from a module (deep-copied), a
+    model spec of any family (:mod:`initlab.engine.families`), or a function returning a module. Construction
     does not touch torch's global RNG."""
     with torch.random.fork_rng(devices=[]):
         if isinstance(model_or_factory, MLPSpec):
             return build_mlp(model_or_factory), model_or_factory.label
+        if isinstance(model_or_factory, ModelSpec):  # any model family
+            return model_or_factory.build(), model_or_factory.label
         if isinstance(model_or_factory, nn.Module):
             return copy.deepcopy(model_or_factory), type(model_or_factory).__name__
         if callable(model_or_factory):

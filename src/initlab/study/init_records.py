@@ -149,7 +149,6 @@ def init_record(report: InitReport, model: Any, data: Any = None) -> InitRecord:
 def _probe(cells: Sequence[Cell], data: Any, n_inputs: int, stored: Any) -> Any:
     """The ``ProbeResult`` of the group's schemes that *stored* (a ``ProbeResult`` or
     ``None``) lacks, with *stored*'s seed; ``None`` when it lacks none."""
-    from initlab.engine.models import MLPSpec
     from initlab.probe import probe
     from initlab.schemes import get_scheme
 
@@ -158,8 +157,9 @@ def _probe(cells: Sequence[Cell], data: Any, n_inputs: int, stored: Any) -> Any:
     if not schemes:
         return None
     seed = stored.seed if stored is not None else min(c.seed for c in cells)
-    x, y = data.train_x[:n_inputs], data.train_y[:n_inputs].long()
-    return probe(MLPSpec.from_dict(cells[0].model), (x, y), schemes, n_inputs=max(len(x), 2),
+    spec = cells[0].model_spec
+    x, y = spec.as_input(data.train_x[:n_inputs]), data.train_y[:n_inputs].long()
+    return probe(spec, (x, y), schemes, n_inputs=max(len(x), 2),
                  seed=seed, jacobian=PROBE_JACOBIAN)
 
 
