@@ -79,3 +79,14 @@ def test_the_article_mlp_takes_the_same_path_in_both_trainers(data) -> None:
     generic = train_generic(models, [0, 1], data, CFG, input_shape=tuple(spec.input_shape))
     for m, a, b in zip(models, generic, fast):
         assert_close(a, b, m.state_dict(), data, SWITCH_WEIGHTS, SWITCH_METRICS)
+
+
+def test_a_model_level_schemes_notes_survive_the_init_record() -> None:
+    """Fixup on the resnet family says what it did (its notes) and the stored init record
+    reads them back."""
+    from initlab.study.init_records import init_report_from_dict
+
+    model = spec_from_dict({"kind": "resnet", "depth": 2, "width": 4}).build()
+    report = initlab.apply(model, "fixup", seed=0)
+    assert report.notes and any("L = 2" in n for n in report.notes)
+    assert init_report_from_dict(report.to_dict()).to_dict() == report.to_dict()

@@ -80,6 +80,7 @@ def init_report_from_dict(d: dict[str, Any]) -> InitReport:
         layers=[_build(LayerRecord, r, "an init report's layer") for r in d.get("layers", ())],
         unsupported=_unsupported(d.get("unsupported")),
         lsuv=[_build(LSUVStep, s, "an init report's LSUV step") for s in d.get("lsuv", ())],
+        notes=[str(n) for n in d.get("notes", ())],
     )
 
 
