@@ -159,7 +159,9 @@ def _probe(cells: Sequence[Cell], data: Any, n_inputs: int, stored: Any) -> Any:
         return None
     seed = stored.seed if stored is not None else min(c.seed for c in cells)
     spec = cells[0].model_spec
-    x, y = spec.as_input(data.train_x[:n_inputs]), data.train_y[:n_inputs].long()
+    x, y = data.train_x[:n_inputs], data.train_y[:n_inputs].long()
+    if spec.kind != "mlp":  # an MLP flattens the images itself (and its probes record them so)
+        x = spec.as_input(x)
     return probe(spec, (x, y), schemes, n_inputs=max(len(x), 2),
                  seed=seed, jacobian=PROBE_JACOBIAN)
 
