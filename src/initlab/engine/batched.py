@@ -236,11 +236,7 @@ class _BatchedRun:
         self._sync(epoch)
         K = self.stack.K
         dead = [i for i in range(K) if not self.host_alive[i]]
-        v_loss, v_acc = (
-            t.tolist() for t in evaluate(self.stack, self.Xv, self.Yv, self.config.eval_batch_size)
-        )
-        pstats = param_stats(self.stack, self.config.hist_bins)
-        astats = activation_stats(self.stack, self.probe)
+        v_loss, v_acc, pstats, astats = self._measure()
         wall = time.perf_counter() - t0
         recs = []
         for i in range(K):
@@ -265,6 +261,15 @@ class _BatchedRun:
             for i in dead:
                 self.results[self.ids[i]].final_state = self.stack.state_dict(i)
             self._select([i for i in range(K) if i not in dead])
+
+    def _measure(self) -> tuple[list[float], list[float], list, list]:
+        """Per stack row: validation loss and accuracy, parameter and activation
+        statistics (the generic trainer measures with recorders of its own)."""
+        v_loss, v_acc = (
+            t.tolist() for t in evaluate(self.stack, self.Xv, self.Yv, self.config.eval_batch_size)
+        )
+        return (v_loss, v_acc, param_stats(self.stack, self.config.hist_bins),
+                activation_stats(self.stack, self.probe))
 
     def _sizes(self) -> list[int]:
         """Number of models of each stream (stack rows are grouped by stream)."""

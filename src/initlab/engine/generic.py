@@ -99,7 +99,6 @@ from __future__ import annotations
 import copy
 import math
 import numbers
-import time
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -124,13 +123,12 @@ from initlab.engine.recorders import _rows_stats
 from initlab.engine.results import Sink, TrainResult
 from initlab.engine.sgd import StackedSGD
 from initlab.errors import InitlabError
-from initlab.records import ActivationStats, EpochRecord, ParamStats
+from initlab.records import ActivationStats, ParamStats
 
 __all__ = ["MODES", "ModuleStack", "train_generic"]
 
 MODES: tuple[str, ...] = ("auto", "vmap", "each")
 
-_NAN = float("nan")
 
 #: Dropout kinds that draw from torch's global RNG in a way the engine does not reproduce.
 _GLOBAL_RNG_DROPOUT = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
@@ -789,36 +787,12 @@ class _GenericRun(_BatchedRun):
             model.template.train()
         return losses, accs, acts
 
-    def _end_epoch(self, epoch: int, t0: float) -> None:
-        """Validation, snapshots, records; then drop dead models from the stack (the
-        fast path's :meth:`~initlab.engine.batched._BatchedRun._end_epoch` with this
-        module's recorders)."""
-        self._sync(epoch)
-        K = self.stack.K
-        dead = [i for i in range(K) if not self.host_alive[i]]
+    def _measure(self) -> tuple[list[float], list[float], list, list]:
+        """The fast path's end-of-epoch measurements
+        (:meth:`~initlab.engine.batched._BatchedRun._measure`) with this module's
+        recorders."""
         v_loss, v_acc, astats = self._evaluate()
-        pstats = _param_stats(self.model, self.stack, self.config.hist_bins)
-        wall = time.perf_counter() - t0
-        recs = []
-        for i in range(K):
-            ok = self.host_alive[i]
-            trained = ok and epoch > 0
-            recs.append(EpochRecord(
-                model=self.ids[i], epoch=epoch, step=self.step,
-                train_loss=self.ep_sums[i][0] / self.N if trained else _NAN,
-                train_acc=self.ep_sums[i][1] / self.N if trained else _NAN,
-                val_loss=v_loss[i] if ok else _NAN, val_acc=v_acc[i] if ok else _NAN,
-                wall_s=wall, batch_models=K, diverged=not ok,
-                params=pstats[i], activations=astats[i]))
-        for r in recs:
-            self.results[r.model].epochs.append(r)
-        if self.sink is not None:
-            self.sink.on_epoch(recs)
-        self.ep_sums = [[0.0, 0.0] for _ in range(K)]
-        if dead:
-            for i in dead:
-                self.results[self.ids[i]].final_state = self.stack.state_dict(i)
-            self._select([i for i in range(K) if i not in dead])
+        return v_loss, v_acc, _param_stats(self.model, self.stack, self.config.hist_bins), astats
 
 
 def train_generic(
