@@ -216,6 +216,19 @@ def assert_same_numbers(a, b) -> None:
     assert [s.to_dict() | {"model": 0} for s in a.steps] == [s.to_dict() | {"model": 0} for s in b.steps]
 
 
+def assert_frozen_at_its_first_step(r, other, bad, events) -> None:
+    """*r*, model 1 of its run, built as *bad*, diverged at step 1 on a non-finite loss
+    (as *other* did beside it in another run), was reported once to the sink (*events*),
+    kept its initial parameters and got the diverged epoch 1 record with NaN metrics."""
+    assert r.diverged and events == [r.divergence]
+    assert (r.divergence.model, r.divergence.epoch, r.divergence.step) == (1, 1, 1)
+    assert r.divergence.reason == "loss" and not math.isfinite(r.divergence.loss)
+    assert other.divergence.step == 1
+    assert states_equal(r.final_state, bad.state_dict())
+    assert [e.epoch for e in r.epochs] == [0, 1] and r.epochs[1].diverged
+    assert math.isnan(r.epochs[1].train_loss) and math.isnan(r.epochs[1].val_acc)
+
+
 # --------------------------------------------------------------------------- equivalence
 
 
@@ -430,13 +443,7 @@ def test_divergent_model_is_frozen_and_others_unaffected(data):
         assert_same_numbers(r_mixed, r_other)
         assert_trains_like(r_mixed, r_alone, m.state_dict(), data)
     r = mixed[1]
-    assert r.diverged and events == [r.divergence]
-    assert (r.divergence.model, r.divergence.epoch, r.divergence.step) == (1, 1, 1)
-    assert r.divergence.reason == "loss" and not math.isfinite(r.divergence.loss)
-    assert mixed_other[1].divergence.step == 1
-    assert states_equal(r.final_state, bad.state_dict())
-    assert [e.epoch for e in r.epochs] == [0, 1] and r.epochs[1].diverged
-    assert math.isnan(r.epochs[1].train_loss) and math.isnan(r.epochs[1].val_acc)
+    assert_frozen_at_its_first_step(r, mixed_other[1], bad, events)
     assert r.steps == [] and all(math.isnan(x) for x in r.history()["val_loss"])
 
 
