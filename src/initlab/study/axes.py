@@ -14,6 +14,7 @@ which is what the summary and the report group by.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ def _hashable(v: Any) -> Any:
     return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
 
 
+@functools.cache
 def _train_defaults() -> dict[str, Any]:
     from initlab.engine.config import TrainConfig
 
@@ -117,7 +119,7 @@ def axis_value(cell: Any, name: str) -> Any:
     if table == "model":
         value = cell.model[key] if key in cell.model else getattr(cell.model_spec, key, None)
     else:
-        value = cell.train[key] if key in cell.train else _train_defaults().get(key)
+        value = cell.train[key] if key in cell.train else _train_defaults().get(key)  # read only
     return _hashable(value)
 
 
