@@ -101,7 +101,7 @@ from initlab.study.config import (
 )
 from initlab.study.presets import get_preset
 
-__all__ = ["VALID_KEYS", "load_spec", "parse_spec"]
+__all__ = ["VALID_KEYS", "load_spec", "parse_spec", "parse_spec_dict"]
 
 _MODEL_KEYS = MLPSpec.keys()
 
@@ -359,6 +359,30 @@ def parse_spec(text: str, source: str = "<spec>", default_name: str = "study",
     except ValueError:  # Python's limit on the digits of an integer
         raise InitlabError(f"{src.name}: malformed TOML: an integer with thousands of digits; "
                            "TOML integers are 64-bit, use a smaller number") from None
+    return _parse_doc(src, doc, default_name, base_dir)
+
+
+def _as_toml_value(value: Any) -> Any:
+    """Tuples as lists (TOML's arrays) and tables as dicts, all the way down."""
+    if isinstance(value, Mapping):
+        return {str(k): _as_toml_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_toml_value(v) for v in value]
+    return value
+
+
+def parse_spec_dict(doc: Mapping[str, Any], source: str = "<dict>", default_name: str = "study",
+                    base_dir: str | os.PathLike[str] | None = None) -> StudyConfig:
+    """A :class:`StudyConfig` from a dict in the TOML's shape (what ``tomllib`` gives for a
+    spec file: ``{"study": {"preset": "smoke"}, "train": {"lr": 0.01}}``), with the same
+    checks and one-line errors as :func:`parse_spec` (without line numbers)."""
+    if not isinstance(doc, Mapping):
+        raise InitlabError(f"a study dict is a mapping of TOML tables, got {type(doc).__name__}")
+    return _parse_doc(_Source("", source), _as_toml_value(doc), default_name, base_dir)
+
+
+def _parse_doc(src: _Source, doc: dict[str, Any], default_name: str,
+               base_dir: str | os.PathLike[str] | None) -> StudyConfig:
     _check_keys(src, "", doc)
     _check_integers(src, doc)
 
