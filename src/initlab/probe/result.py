@@ -299,6 +299,28 @@ class ProbeResult:
     def ok(self) -> bool:
         return all(s.ok for s in self.schemes)
 
+    def __repr__(self) -> str:
+        flagged = sum(not s.ok for s in self.schemes)
+        return (f"ProbeResult(model={self.model!r}, {len(self.schemes)} schemes, "
+                + ("no verdicts" if not flagged else f"{flagged} flagged") + ")")
+
+    def _repr_html_(self) -> str:
+        """One row per scheme for notebooks: the signal and gradient rates per layer, the
+        output's std and loss at init, and the verdicts (red) or ``ok`` (green)."""
+        from initlab.display import Mark, html_table
+
+        rows = []
+        for s in self.schemes:
+            last = s.layers[-1] if s.layers else None
+            verdicts = "; ".join(v.message for v in s.verdicts)
+            rows.append((s.scheme, len(s.layers), s.signal_rate, s.gradient_rate,
+                         last.pre_std if last is not None else float("nan"), s.loss,
+                         Mark(verdicts or "ok", s.ok)))
+        return html_table(f"initlab.probe: {self.model} at init on {self.n_inputs} {self.inputs} inputs, "
+                          f"seed {self.seed}",
+                          ["scheme", "layers", "signal rate", "gradient rate", "output pre std", "loss",
+                           "verdicts"], rows)
+
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "inputs": self.inputs, "n_inputs": self.n_inputs,
                 "input_shape": list(self.input_shape), "seed": self.seed,

@@ -316,6 +316,22 @@ class Scheme:
     def __repr__(self) -> str:
         return f"Scheme({self.spec})"
 
+    def _repr_html_(self) -> str:
+        """The scheme's card for notebooks: formula, source, bias rule, aliases and its law
+        on a 256 x 784 weight (a data-dependent scheme's law says "set from data")."""
+        from initlab.display import html_table
+
+        rows: list[tuple[str, str]] = [("formula", self.formula or "-"), ("source", self.source or "-"),
+                                       ("bias", self.bias)]
+        if self.aliases:
+            rows.append(("aliases", ", ".join(self.aliases)))
+        try:
+            law = self.law((256, 784))
+            rows.append(("law on 256 x 784", f"{law.describe()} (mean {law.mean:.4g}, std {law.std:.4g})"))
+        except Exception as exc:  # noqa: BLE001 - structure-aware schemes need a model
+            rows.append(("law", " ".join(str(exc).split())[:160]))
+        return html_table(f"Scheme {self.spec}", ["", ""], rows)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Scheme) and self.config() == other.config()
 

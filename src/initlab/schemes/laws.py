@@ -91,6 +91,16 @@ class Law:
         """Large-n variance of the sample variance of n i.i.d. draws: (mu4 - var^2)/n."""
         return max(self.mu4 - self.var**2, 0.0) / n
 
+    def __repr__(self) -> str:
+        return f"Law({self.describe()}, mean={self.mean:.4g}, std={self.std:.4g})"
+
+    def _repr_html_(self) -> str:
+        """The law's family, moments and description, for notebooks."""
+        from initlab.display import html_table
+
+        return html_table(f"Law: {self.describe()}", ["family", "mean", "std", "var", "mu4"],
+                          [(self.family, self.mean, self.std, self.var, self.mu4)])
+
     def describe(self) -> str:
         p = self.params
         f = self.family
