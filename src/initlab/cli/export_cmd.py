@@ -22,7 +22,6 @@ The run's store is opened read-only: exporting never changes it.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 
@@ -50,49 +49,23 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from initlab.errors import InitlabError
+    from initlab.report.exporting import export_run
 
     if args.out and not args.format:
         raise InitlabError("--out is the directory of the tables; give --format csv or parquet with it")
     if not (args.tensorboard or args.wandb or args.format):
         raise InitlabError("nothing to export; give --tensorboard DIR, --wandb or --format csv|parquet")
-    from initlab.report.extras import require
-
-    # check every requested extra before doing any work
-    if args.tensorboard:
-        require("tensorboard.summary.writer.event_file_writer", "tensorboard")
-    if args.wandb:
-        require("wandb", "wandb")
-    if args.format == "parquet":
-        require("pandas", "parquet")
-        require("pyarrow", "parquet")
-
-    from initlab.outputs import check_output_dir
-    from initlab.report.rundata import check_run_dir, load_run
-
-    # every output place is checked before any work (nothing is created here)
-    check_run_dir(args.run_dir)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "tables"
+    done = export_run(args.run_dir, tensorboard=args.tensorboard, wandb=args.wandb,
+                      wandb_entity=args.wandb_entity, wandb_mode=args.wandb_mode, format=args.format,
+                      out=args.out)
+    data = done.data
     if args.format:
-        check_output_dir(out, "--out" if args.out else "the tables directory")
+        print(f"tables ({args.format}): {len(done.tables)} files in {done.tables_dir}")
     if args.tensorboard:
-        check_output_dir(args.tensorboard, "--tensorboard")
-    data = load_run(args.run_dir)  # read-only: the store is never changed
-    if args.format:
-        from initlab.report.tables import export_tables
-
-        written = export_tables(args.run_dir, out, args.format, data=data)
-        print(f"tables ({args.format}): {len(written)} files in {out}")
-    if args.tensorboard:
-        from initlab.report.tensorboard_export import export_tensorboard
-
-        runs = export_tensorboard(args.run_dir, args.tensorboard, data=data)
-        print(f"tensorboard: {len(runs)} runs in {args.tensorboard}; "
+        print(f"tensorboard: {len(done.tensorboard)} runs in {args.tensorboard}; "
               f"view with: tensorboard --logdir {args.tensorboard}")
     if args.wandb:
-        from initlab.report.wandb_export import export_wandb
-
-        where = export_wandb(args.run_dir, args.wandb, entity=args.wandb_entity, mode=args.wandb_mode, data=data)
-        print(f"wandb: {len(where)} runs" + (f", e.g. {where[0]}" if where else ""))
+        print(f"wandb: {len(done.wandb)} runs" + (f", e.g. {done.wandb[0]}" if done.wandb else ""))
     if data.partial:
         from initlab.records import CellStatus
 
