@@ -26,6 +26,7 @@ from initlab.errors import InitlabError
 from initlab.layers import WeightSlot, forward_layers, walk
 from initlab.schemes import BIAS_RULES, LSUVStep, Scheme, get_scheme
 from initlab.schemes.fans import fans as tensor_fans
+from initlab.schemes.optimized import OptimizedRecord, OptimizedScheme
 from initlab.schemes.structured import Plan
 from initlab.structure import find_structure, needs_branches
 
@@ -66,6 +67,8 @@ class InitReport:
     lsuv: list[LSUVStep] = field(default_factory=list)
     #: what a model-level scheme found and did (structure, parameters it could not set)
     notes: list[str] = field(default_factory=list)
+    #: what an optimized scheme (gradinit, metainit) fitted: per-tensor scales, iterations, objective
+    optimized: OptimizedRecord | None = None
 
     def __iter__(self):
         return iter(self.layers)
@@ -80,7 +83,33 @@ class InitReport:
             "unsupported": [{"name": n, "type": t, "reason": r} for n, t, r in self.unsupported],
             "lsuv": [asdict(s) for s in self.lsuv],
             "notes": list(self.notes),
+            "optimized": None if self.optimized is None else self.optimized.to_dict(),
         }
+
+    def __repr__(self) -> str:
+        return (f"InitReport(scheme={self.scheme!r}, seed={self.seed!r}, {len(self.layers)} layers"
+                + (f", {len(self.unsupported)} not initialized" if self.unsupported else "") + ")")
+
+    def _repr_html_(self) -> str:
+        """A table of what was drawn per layer, for notebooks (realized std in red when it
+        is more than 20% off the expected one on a layer of 100+ entries)."""
+        import math
+
+        from initlab.display import Mark, html_table
+
+        def realized(r: LayerRecord) -> Any:
+            n = math.prod(r.shape) if r.shape else 0
+            if n < 100 or not (r.expected_std > 0) or not math.isfinite(r.realized_std):
+                return r.realized_std
+            return Mark(r.realized_std, abs(r.realized_std / r.expected_std - 1) <= 0.2)
+
+        rows = [(r.name, r.kind, r.shape, r.fan_in, r.fan_out, r.family, r.expected_std, realized(r),
+                 r.bias, r.role) for r in self.layers]
+        notes = [f"not initialized: {n} ({t}): {why}" for n, t, why in self.unsupported]
+        notes += [f"note: {note}" for note in self.notes]
+        return html_table(f"initlab.apply: scheme {self.scheme}, seed {self.seed}",
+                          ["layer", "kind", "shape", "fan_in", "fan_out", "family", "expected std",
+                           "realized std", "bias", "role"], rows, notes=notes)
 
     def __str__(self) -> str:
         head = f"{'layer':<28} {'kind':<10} {'shape':<16} {'fan_in':>7} {'fan_out':>7} " \
@@ -93,6 +122,12 @@ class InitReport:
         for n, t, why in self.unsupported:
             lines.append(f"not initialized: {n} ({t}): {why}")
         lines.extend(f"note: {note}" for note in self.notes)
+        if self.optimized is not None:
+            o = self.optimized
+            lines.append(f"{o.scheme}: {o.iterations} iterations in {o.seconds:.2f} s (stopped by {o.stopped_by}); "
+                         f"{o.objective}: {o.objective_before:.4g} -> {o.objective_after:.4g}; loss "
+                         f"{o.loss_before:.4g} -> {o.loss_after:.4g} (labels: {o.labels})")
+            lines.extend(f"  scale {m:.4g}  {n}" for n, m in zip(o.tensors, o.scales))
         return "\n".join(lines)
 
 
@@ -158,6 +193,16 @@ def slot_fans(slot: WeightSlot) -> tuple[int, int]:
     return tensor_fans(shape)
 
 
+def _fit_tensors(slots: list[WeightSlot]) -> list[tuple[str, torch.Tensor, bool]]:
+    """``(name, parameter, is_weight)`` of every initialized tensor, for an optimized scheme."""
+    out: list[tuple[str, torch.Tensor, bool]] = []
+    for slot in slots:
+        out.append((slot.name, slot.param, True))
+        prefix = f"{slot.module_name}." if slot.module_name else ""
+        out.extend((prefix + b, getattr(slot.module, b), False) for b in slot.biases)
+    return out
+
+
 def model_plan(model: nn.Module, scheme: Scheme) -> Plan | None:
     """A model-level scheme's :class:`~initlab.schemes.structured.Plan` for *model*
     (``None`` for per-weight schemes); refuses a model without the structure it needs."""
@@ -181,7 +226,8 @@ def apply(model: nn.Module, scheme: "str | Scheme", *, bias: Any = None, seed: i
         seed / generator: where the randomness comes from (``None``: torch's global RNG).
         include: restrict to modules matching a glob on the module name, a module type,
             a list of those, or a callable ``(name, module) -> bool``.
-        data: a batch the model can run on; required by data-dependent schemes (LSUV).
+        data: a batch the model can run on; required by data-dependent schemes (LSUV; GradInit
+            and MetaInit also take ``(inputs, targets)``, see :mod:`initlab.schemes.optimized`).
 
     Returns:
         :class:`InitReport` with one :class:`LayerRecord` per weight and the list of
@@ -218,7 +264,9 @@ def apply(model: nn.Module, scheme: "str | Scheme", *, bias: Any = None, seed: i
                     _init_bias(getattr(slot.module, b).data, bias_label, bias_action, fi, gen)
         for _name, p, value in plan.fixed if plan else ():
             p.data.fill_(value)
-        if s.requires_data:
+        if isinstance(s, OptimizedScheme):
+            report.optimized = s.fit_(model, data, _fit_tensors(slots), gen)
+        elif s.requires_data:
             report.lsuv = s.fit_(model, data, forward_layers(slots))  # type: ignore[attr-defined]
     for slot in slots:
         fi, fo = slot_fans(slot)

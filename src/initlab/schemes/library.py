@@ -18,7 +18,10 @@ from initlab.schemes.core import (
 )
 from initlab.schemes.fans import MODES
 from initlab.schemes.gains import gain
+from initlab.schemes.gradinit import GRADINIT, GradInitScheme
 from initlab.schemes.lsuv import LSUVScheme
+from initlab.schemes.metainit import METAINIT, MetaInitScheme
+from initlab.schemes.optimized import base_sampler
 from initlab.schemes.registry import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Entry, Range, register
 from initlab.schemes.structured import (
     FIXUP, SKIPINIT, XIAO, ZERO, DeltaOrthogonalSampler, FixupScheme, SkipInitScheme, ZerOSampler, ZerOScheme,
@@ -239,6 +242,33 @@ def _register_all() -> None:
                    "fast.ai course part 2 (2019), lesson 11 LSUV notebook", group="data",
                    scheme_class=LSUVScheme, aliases=("fastai:lsuv",),
                    domains={"tol": POSITIVE, "max_iter": AT_LEAST_ONE}))
+
+    # --- optimized at init (initlab.schemes.gradinit, initlab.schemes.metainit) ---------------
+    register(Entry("gradinit",
+                   lambda base, optimizer, iterations, max_seconds, eta, gamma, alpha, lr, grad_clip:
+                   base_sampler(base, "gradinit"),
+                   {"base": "he_normal", "optimizer": "sgd", "iterations": 390, "max_seconds": 60.0,
+                    "eta": 0.1, "gamma": 1.0, "alpha": 0.01, "lr": 1e-3, "grad_clip": 1.0},
+                   "theta_i = m_i theta0_i (theta0 from base); min_m L(S'; theta - eta A[g]) / eta s.t. "
+                   "||g||_p <= gamma, m_i >= alpha; A[g] = g/||g||_2, p = 2 (sgd) or sign(g), p = 1 (adam); "
+                   "Adam on m with lr, per-coordinate clip grad_clip",
+                   GRADINIT, group="data", scheme_class=GradInitScheme,
+                   domains={"optimizer": ("sgd", "adam"), "iterations": AT_LEAST_ONE, "max_seconds": POSITIVE,
+                            "eta": POSITIVE, "gamma": POSITIVE, "alpha": NON_NEGATIVE, "lr": POSITIVE,
+                            "grad_clip": POSITIVE},
+                   note="data-dependent: apply(..., data=x or (x, y)); labels are random classes when y is "
+                        "absent (see initlab.schemes.optimized); stops at iterations or max_seconds"))
+    register(Entry("metainit",
+                   lambda base, iterations, max_seconds, lr, momentum, eps: base_sampler(base, "metainit"),
+                   {"base": "he_normal", "iterations": 500, "max_seconds": 60.0, "lr": 0.1, "momentum": 0.9,
+                    "eps": 1e-5},
+                   "GQ = (1/N) ||(g - Hg) / (g + eps sign g) - 1||_1 minimized over each weight's norm by "
+                   "sign-SGD with momentum: v <- momentum v - lr sign(dGQ/d||w||), ||w|| <- ||w|| + v",
+                   METAINIT, group="data", scheme_class=MetaInitScheme,
+                   domains={"iterations": AT_LEAST_ONE, "max_seconds": POSITIVE, "lr": POSITIVE,
+                            "momentum": Range(0, 1, hi_open=True), "eps": POSITIVE},
+                   note="data-dependent: apply(..., data=x or (x, y)); the paper's code uses random labels, "
+                        "as initlab does when y is absent; stops at iterations or max_seconds"))
 
 
 _register_all()
