@@ -1,0 +1,1 @@
+"""The paper cards, one module each (see :mod:`initlab.papers.registry`)."""
