@@ -223,22 +223,33 @@ class Progress:
 
 
 class NotebookProgress(Progress):
-    """The same counts through a ``tqdm.auto`` bar: a widget in Jupyter (when ipywidgets is
-    installed) or tqdm's text bar, never raw terminal codes written by initlab; the val
-    accuracies are the bar's postfix. Without tqdm it falls back to :class:`Progress`'s
-    plain lines (no ``\\r``)."""
+    """The same counts through a tqdm bar, the val accuracies as its postfix.
 
-    def __init__(self, total: int, stream: Any = None, enabled: bool = True) -> None:
-        super().__init__(total, stream=stream, enabled=enabled)
-        self.tty = False  # never redraw with control characters
+    In a notebook (``notebook=True``) the bar is ``tqdm.notebook``'s widget (needs
+    ipywidgets: ``pip install 'initlab[notebook]'``); without the widget it prints a plain
+    line now and then, so a cell's output never holds ``\\r`` or terminal codes. Elsewhere
+    it is ``tqdm.auto``'s bar on the stream (stderr), or without tqdm :class:`Progress`'s line.
+    """
+
+    def __init__(self, total: int, stream: Any = None, enabled: bool = True, *, notebook: bool = False,
+                 every: int = 0) -> None:
+        super().__init__(total, stream=(sys.stdout if notebook and stream is None else stream),
+                         enabled=enabled, every=every)
         self._bar: Any = None
-        if enabled:
-            try:
+        if notebook:
+            self.tty = False  # never redraw with control characters
+        if not enabled:
+            return
+        try:
+            if notebook:
+                import ipywidgets  # noqa: F401  (tqdm.notebook's widget)
+                from tqdm.notebook import tqdm
+            else:
                 from tqdm.auto import tqdm
-            except ImportError:
-                return
-            self._bar = tqdm(total=total, unit="model-epoch", file=self.stream, dynamic_ncols=False,
-                             ncols=100, mininterval=0.5)
+        except ImportError:
+            return
+        kw = {} if notebook else {"file": self.stream, "ncols": 100, "mininterval": 0.5}
+        self._bar = tqdm(total=total, unit="model-epoch", **kw)
 
     def render(self, force: bool = False) -> None:
         if self._bar is None:
@@ -254,9 +265,11 @@ class NotebookProgress(Progress):
             self.render()
 
     def close(self) -> None:
-        if self._bar is not None:
-            self.render()
-            self._bar.close()
+        if self._bar is None:
+            super().close()
+            return
+        self.render()
+        self._bar.close()
 
 
 class ProgressSink:
@@ -287,14 +300,15 @@ def execute_plan(plan: RunPlan, *, device: str = "cpu", data_dir: str | os.PathL
                  probe: bool = True, max_group: int | None = None,
                  progress: Callable[[int, int], Any] | None = None,
                  log: Callable[[str], None] | None = None,
-                 train_group: TrainGroup | None = None,
+                 train_group: TrainGroup | None = None, executor: Any = None,
                  threshold: float = 0.8, level: float = 0.95) -> tuple[RunResult, Summary]:
     """Train the plan's pending cells into ``plan.out`` (resuming what its store holds).
 
     ``progress(total, pending)`` makes the progress object (``total`` model-epochs of the
     ``pending`` cells; default none); ``log`` gets one-line messages (the banner, the
     trainer's notes, resume counts); ``train_group`` replaces the local engine's
-    :func:`~initlab.study.local.engine_train_group` (another executor). Returns the
+    :func:`~initlab.study.local.engine_train_group`; ``executor`` trains the groups instead
+    (:class:`~initlab.study.executor.Executor`, e.g. the ``ray`` one). Returns the
     :class:`RunResult` and the store's :class:`Summary` at ``threshold`` and ``level``.
     """
     from initlab.study.executor import run_study
@@ -312,15 +326,22 @@ def execute_plan(plan: RunPlan, *, device: str = "cpu", data_dir: str | os.PathL
         epochs = plan.config.epochs
         store.attach(plan.study)  # run_study attaches again (idempotent)
         pending = len(store.pending_cells())
-        shown = progress(pending * epochs, pending) if progress is not None else None
         say(run_banner(plan, device))
-        group = train_group or engine_train_group(device=device, data_dir=data_dir, probe=probe, log=say)
+        shown = progress(pending * epochs, pending) if progress is not None else None
+        if executor is None:
+            group = train_group or engine_train_group(device=device, data_dir=data_dir, probe=probe, log=say)
 
-        def tracked(cells: Any, sink: Any) -> None:
-            group(cells, ProgressSink(sink, shown) if shown is not None else sink)
+        def on_record(cell: Any, record: Any) -> None:  # every executor's record stream
+            if shown is None:
+                return
+            if hasattr(record, "val_acc"):
+                shown.update(cell.scheme, cell.seed, record.epoch, record.to_dict())
+            else:  # a Divergence: the frozen model's remaining epochs count as done
+                shown.skip(max(int(cell.train.get("epochs", 10)) - int(record.epoch), 0))
 
         try:
-            result = run_study(plan.study, store, tracked, max_group_size=max_group)
+            result = run_study(plan.study, store, None if executor is not None else group,
+                               executor=executor, max_group_size=max_group, on_record=on_record)
         finally:
             if shown is not None:
                 shown.close()
