@@ -11,6 +11,8 @@ SkipInit) its residual branches and its output layer.
      parameter with more than one entry), in registration order; the *last* one is the
      branch's last layer (a Linear/Conv, or a normalization layer after it);
    * ``model.output_layer() -> nn.Linear``: the classifier (optional);
+   * ``model.input_layer() -> nn.Module`` (optional): the first weight layer (muP's input
+     weights); without it, the first Linear/Conv in registration order;
    * ``model.residual_gains() -> list[nn.Parameter | None]`` (optional): one scalar
      multiplier ``g`` per branch (SkipInit's alpha, Fixup's scalar multiplier), aligned with
      ``residual_branches()``.
@@ -86,6 +88,8 @@ class Structure:
     branches: list[Branch]
     output: tuple[str, nn.Module] | None
     how: str
+    #: the first weight layer (``input_layer()``, else the first Linear/Conv registered)
+    input: tuple[str, nn.Module] | None = None
 
     def describe(self) -> str:
         out = self.output[0] if self.output else "none"
@@ -184,6 +188,17 @@ def _output(model: nn.Module, names: dict[int, str]) -> tuple[str, nn.Module] | 
     return last if last is not None and isinstance(last[1], nn.Linear) else None
 
 
+def _input(model: nn.Module, names: dict[int, str]) -> tuple[str, nn.Module] | None:
+    fn = getattr(model, "input_layer", None)
+    if callable(fn):
+        inp = fn()
+        if not isinstance(inp, nn.Module) or id(inp) not in names:
+            raise InitlabError(f"{type(model).__name__}.input_layer() did not return one of the model's "
+                               "sub-modules; return the first weight layer itself")
+        return names[id(inp)], inp
+    return next(((n, m) for n, m in model.named_modules() if isinstance(m, _WEIGHT_LAYERS)), None)
+
+
 def find_structure(model: nn.Module) -> Structure:
     """The residual branches and output layer of *model* (see the module docstring)."""
     if not isinstance(model, nn.Module):
@@ -198,7 +213,8 @@ def find_structure(model: nn.Module) -> Structure:
         if not b.layers:
             raise InitlabError(f"residual branch {b.name or '<root>'} of {type(model).__name__} has no "
                                "parameterized layer; a branch needs at least one Linear/Conv layer")
-    return Structure(type(model).__name__, branches, _output(model, names), how if branches else "none found")
+    return Structure(type(model).__name__, branches, _output(model, names), how if branches else "none found",
+                     _input(model, names))
 
 
 def needs_branches(scheme: str, structure: Structure) -> None:

@@ -25,6 +25,12 @@ Two implementations, same formulas:
   implementation (bitwise equal to it for live models), with a ``torch.where`` to keep
   frozen models' parameters.  Slower; used when the fused kernel is unavailable
   (torch < 2.4 on CPU) and by tests.
+
+Per-parameter learning rates (muP, :mod:`initlab.engine.multipliers`): ``lr_scale[i]``, a
+``[K]`` tensor (or ``None``: 1), multiplies parameter ``i``'s step of model k, ``p -= lr *
+lr_scale[i][k] / (1 - b1^t) * m / (...)``, as ``torch.optim.Adam`` with a parameter group
+at ``lr * factor`` does (equal within float32 rounding: the step size is one product more).
+Any scale makes ``impl="auto"`` the foreach path.
 """
 
 from __future__ import annotations
@@ -51,10 +57,15 @@ class StackedAdam:
         betas: tuple[float, float],
         eps: float,
         impl: str = "auto",
+        lr_scale: Sequence[torch.Tensor | None] | None = None,
     ) -> None:
         if impl not in ("auto", "fused", "foreach"):
             raise ValueError(f"impl must be 'auto', 'fused' or 'foreach', got {impl!r}")
         self.params = list(params)
+        self.lr_scale = list(lr_scale) if lr_scale is not None else [None] * len(self.params)
+        scaled = any(s is not None for s in self.lr_scale)
+        if scaled and impl == "fused":
+            raise ValueError("impl='fused' takes one learning rate; per-parameter lr_scale needs 'foreach' or 'auto'")
         self.grads = list(grads)
         self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
@@ -62,7 +73,7 @@ class StackedAdam:
         self.t = 0
         device = self.params[0].device
         if impl == "auto":
-            impl = "fused" if fused_adam_available(device) else "foreach"
+            impl = "fused" if fused_adam_available(device) and not scaled else "foreach"
         self.impl = impl
         self._cpu = device.type == "cpu"
         self._step_t = torch.zeros((), dtype=torch.float32, device=device)
@@ -104,12 +115,16 @@ class StackedAdam:
         bc1 = 1 - b1**self.t
         bc2_sqrt = (1 - b2**self.t) ** 0.5
         step_size = self.lr / bc1
-        for p, g, m, v in zip(self.params, self.grads, self.exp_avg, self.exp_avg_sq):
+        for p, g, m, v, scale in zip(self.params, self.grads, self.exp_avg, self.exp_avg_sq, self.lr_scale):
             m.lerp_(g, 1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
-            new = p.addcdiv(m, denom, value=-step_size)
-            keep = frozen.view(-1, *([1] * (p.dim() - 1))) > 0
+            shape = (-1, *([1] * (p.dim() - 1)))
+            if scale is None:
+                new = p.addcdiv(m, denom, value=-step_size)
+            else:
+                new = p - (scale * step_size).view(shape) * (m / denom)
+            keep = frozen.view(shape) > 0
             torch.where(keep, p, new, out=p)
 
     def select(
@@ -122,4 +137,5 @@ class StackedAdam:
         self.grads = list(grads)
         self.exp_avg = [m.index_select(0, ix) for m in self.exp_avg]
         self.exp_avg_sq = [v.index_select(0, ix) for v in self.exp_avg_sq]
+        self.lr_scale = [None if s is None else s.index_select(0, ix) for s in self.lr_scale]
         self._make_views()

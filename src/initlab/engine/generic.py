@@ -21,7 +21,9 @@ Each model trains exactly as the fast path would train it alone:
   ``eval_batch_size``, step records every ``log_every`` steps, an epoch-0 record at init;
 * Adam or SGD (:class:`~initlab.engine.adam.StackedAdam`, :class:`~initlab.engine.sgd.StackedSGD`)
   on the stacked ``[K, ...]`` parameter tensors, with the learning-rate schedule of
-  :meth:`~initlab.engine.config.TrainConfig.lr_factor`.
+  :meth:`~initlab.engine.config.TrainConfig.lr_factor`, and per-parameter learning-rate
+  factors where a scheme prescribes them (muP: ``lr_multipliers``,
+  :mod:`initlab.engine.multipliers`).
 
 **Dropout.** Every ``nn.Dropout`` of the model is replaced (in a private copy, the
 *template*) by a layer that multiplies by a mask from the engine's recipe
@@ -100,7 +102,7 @@ import copy
 import math
 import numbers
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -119,6 +121,7 @@ from initlab.engine.dropout import (
     splitmix_bits,
 )
 from initlab.engine.inputs import TrainData
+from initlab.engine.multipliers import stack_scales
 from initlab.engine.recorders import _rows_stats
 from initlab.engine.results import Sink, TrainResult
 from initlab.engine.sgd import StackedSGD
@@ -444,7 +447,8 @@ class _GenericStep:
     ``select``)."""
 
     def __init__(self, model: _Model, stack: ModuleStack, x: torch.Tensor, y: torch.Tensor,
-                 config: TrainConfig, vmapped: bool, sizes: Sequence[int]) -> None:
+                 config: TrainConfig, vmapped: bool, sizes: Sequence[int],
+                 lr_multipliers: Sequence[Mapping[str, float] | None] | None = None) -> None:
         self.model, self.x, self.y, self.vmapped = model, x, y, vmapped
         self.device = x.device
         self.masks = _Masks(model.slots, self.device) if model.slots else None
@@ -453,12 +457,15 @@ class _GenericStep:
         self._vfuns: dict[tuple[Any, ...], Callable[..., Any]] = {}
         self._setup(stack, sizes)
         self.optimizer: StackedAdam | StackedSGD
+        scale = (stack_scales(self.pnames, lr_multipliers, self.device)
+                 if lr_multipliers is not None else None)
         if config.optimizer == "sgd":
             self.optimizer = StackedSGD(self.plist, self.grads, lr=config.lr, momentum=config.momentum,
-                                        nesterov=config.nesterov, weight_decay=config.weight_decay)
+                                        nesterov=config.nesterov, weight_decay=config.weight_decay,
+                                        lr_scale=scale)
         else:
             self.optimizer = StackedAdam(self.plist, self.grads, lr=config.lr, betas=config.betas,
-                                         eps=config.eps)
+                                         eps=config.eps, lr_scale=scale)
 
     def _setup(self, stack: ModuleStack, sizes: Sequence[int]) -> None:
         self.stack = stack
@@ -681,7 +688,8 @@ class _GenericRun(_BatchedRun):
 
     def __init__(self, models: Sequence[nn.Module], seeds: Sequence[int], data: TrainData,
                  config: TrainConfig, input_shape: Sequence[int], sink: Sink | None,
-                 mode: str, log: Callable[[str], None] | None, spec: Any) -> None:
+                 mode: str, log: Callable[[str], None] | None, spec: Any,
+                 lr_multipliers: Sequence[Mapping[str, float] | None] | None = None) -> None:
         shape = _check_inputs(models, seeds, data, config, input_shape, mode)
         self.config, self.spec, self.sink = config, spec, sink
         self.device = dev = config.torch_device
@@ -701,8 +709,12 @@ class _GenericRun(_BatchedRun):
         self.stream = [rank[seeds[i]] for i in self.ids]
         self.stack = ModuleStack.from_models([models[i] for i in self.ids], dev)
         self.mode = self._choose_mode(mode, log, Xtr.view(-1, *shape), Ytr, len(models))
+        if lr_multipliers is not None and len(lr_multipliers) != len(models):
+            raise InitlabError(f"lr_multipliers gives {len(lr_multipliers)} entries for {len(models)} models; "
+                               "give one per model (None for one learning rate)")
+        mults = None if lr_multipliers is None else [lr_multipliers[i] for i in self.ids]
         self.stepper = _GenericStep(self.model, self.stack, Xtr.view(-1, *shape), Ytr, config,
-                                    self.mode == "vmap", self._sizes())
+                                    self.mode == "vmap", self._sizes(), mults)
         self.gens = [torch.Generator(device=dev).manual_seed(s) for s in streams]
         self.results = [TrainResult(model=i, seed=s, spec=spec, config=config)
                         for i, s in enumerate(seeds)]
@@ -806,6 +818,7 @@ def train_generic(
     mode: str = "auto",
     log: Callable[[str], None] | None = None,
     spec: Any = None,
+    lr_multipliers: Sequence[Mapping[str, float] | None] | None = None,
 ) -> list[TrainResult]:
     """Train K already-initialized models of one architecture together.
 
@@ -835,9 +848,13 @@ def train_generic(
         Receives one-line messages for the run log (the fall-back to one-by-one training).
     spec:
         Passed through to ``TrainResult.spec`` (e.g. the model family's spec).
+    lr_multipliers:
+        Per-parameter learning-rate factors, one ``{parameter name: factor}`` (or ``None``)
+        per model, e.g. muP's (:func:`initlab.engine.multipliers.lr_multipliers`):
+        parameter ``p`` of model k steps with ``lr * factor`` (Adam and SGD).
 
     Returns
     -------
     One :class:`TrainResult` per model, in input order, with all its records.
     """
-    return _GenericRun(models, seeds, data, config, input_shape, sink, mode, log, spec).run()
+    return _GenericRun(models, seeds, data, config, input_shape, sink, mode, log, spec, lr_multipliers).run()

@@ -12,6 +12,8 @@ CPU tensors), so one model's update is that optimizer's.  Frozen (diverged) mode
 their parameters through a ``torch.where``, as :class:`~initlab.engine.adam.StackedAdam`'s
 foreach path does; nothing of one model reads another's values.  Interface as
 ``StackedAdam``: :meth:`step` with the ``frozen`` flags, :meth:`select` to drop models.
+Per-parameter learning rates (muP): ``lr_scale[i]``, a ``[K]`` tensor or ``None`` (1),
+makes parameter ``i``'s update of model k ``p = p - lr * lr_scale[i][k] * d``.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ class StackedSGD:
         momentum: float = 0.0,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        lr_scale: Sequence[torch.Tensor | None] | None = None,
     ) -> None:
         self.params = list(params)
+        self.lr_scale = list(lr_scale) if lr_scale is not None else [None] * len(self.params)
         self.grads = list(grads)
         self.lr, self.momentum, self.nesterov = float(lr), float(momentum), bool(nesterov)
         self.weight_decay = float(weight_decay)
@@ -57,8 +61,10 @@ class StackedSGD:
                 else:
                     buf.mul_(self.momentum).add_(d)
                 d = d.add(buf, alpha=self.momentum) if self.nesterov else buf
-            new = p.add(d, alpha=-self.lr)
-            keep = frozen.view(-1, *([1] * (p.dim() - 1))) > 0
+            shape = (-1, *([1] * (p.dim() - 1)))
+            scale = self.lr_scale[i]
+            new = p.add(d, alpha=-self.lr) if scale is None else p - (scale * self.lr).view(shape) * d
+            keep = frozen.view(shape) > 0
             torch.where(keep, p, new, out=p)
 
     def select(
@@ -70,3 +76,4 @@ class StackedSGD:
         self.params = list(params)
         self.grads = list(grads)
         self.buffers = [b.index_select(0, ix) for b in self.buffers]
+        self.lr_scale = [None if s is None else s.index_select(0, ix) for s in self.lr_scale]

@@ -16,6 +16,8 @@ from initlab.schemes.registry import (
     Entry, entry, get_scheme, parse_spec, register, scheme_names, variance_scaling,
 )
 from initlab.schemes import library  # noqa: F401,E402  (registers the built-in schemes)
+from initlab.schemes.mup import mup_entry as _mup_entry  # noqa: E402
+register(_mup_entry())  # muP (initlab.schemes.mup)
 from initlab.schemes.custom import register_scheme  # noqa: E402
 from initlab.schemes.registry import Range  # noqa: E402
 
