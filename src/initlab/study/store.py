@@ -833,6 +833,20 @@ class Store:
                     (now, key),
                 )
 
+    def restart(self, keys: Iterable[str]) -> None:
+        """Running cells start again from scratch (an executor retries a task whose worker
+        died): their rows are deleted and they stay ``running`` with one more attempt, in
+        one transaction, so no epoch of the abandoned attempt survives beside the new one."""
+        keys = list(keys)
+        now = time.time()
+        with self._tx() as c:
+            for key in keys:
+                self._require(c, key, (CellStatus.RUNNING,))
+            self._reset(c, keys)
+            for key in keys:
+                c.execute("UPDATE cells SET status='running', started=?, attempts=attempts+1 WHERE key=?",
+                          (now, key))
+
     def mark_finished(self, key: str, *, wall: float | None = None) -> CellStatus:
         """A running cell finished: status ``diverged`` when a :class:`Divergence` was
         recorded for it (:meth:`record_divergence`), else ``done``. Returns the status."""
