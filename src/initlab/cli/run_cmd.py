@@ -50,6 +50,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--wandb", nargs="?", const="initlab", metavar="PROJECT",
                    help="also log every model to Weights & Biases (WANDB_MODE=offline works)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    ray = p.add_argument_group("executor", "where the groups train (README: 'Running on a cluster')")
+    ray.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local: here, one group after the other (default); ray: one Ray task per group")
+    ray.add_argument("--address", help="with --executor ray: join this cluster (auto, HOST:PORT or "
+                                       "ray://HOST:PORT; default: start a Ray on this machine)")
+    ray.add_argument("--num-cpus", type=float, help="with --executor ray: CPUs each task reserves (its torch "
+                                                    "threads; default 1)")
+    ray.add_argument("--gpus-per-task", type=float, help="with --executor ray: GPUs each task reserves "
+                                                         "(it then trains on cuda)")
+    ray.add_argument("--ship-data", action="store_true", help="with --executor ray: put the data in Ray's "
+                                                              "object store once instead of each worker reading it")
     p.set_defaults(func=run)
 
 
@@ -79,13 +90,36 @@ def validate(args: argparse.Namespace) -> tuple[Any, Any, Path]:
         check_positive(_FLAG_NAMES[flag], getattr(args, flag))
     check_device(args.device)
     _check_extras(args)
+    executor = _check_executor(args)
     plan = plan_run(args.study, seeds=args.seeds, epochs=args.epochs, schemes=args.schemes,
                     limit_train=args.limit_train, limit_val=args.limit_val, out=args.out,
                     device=args.device, data_dir=args.data_dir, download=not args.no_download,
                     max_group=args.max_group, names=_FLAG_NAMES)
     if args.tensorboard:
         check_output_dir(args.tensorboard, "--tensorboard")
+    if executor is not None:
+        executor.connect()  # joins or starts Ray; a cluster without the GPUs asked for is refused here
+    args.executor_obj = executor
     return plan.config, plan.study, plan.out
+
+
+def _check_executor(args: argparse.Namespace) -> Any:
+    """The ``--executor ray`` executor, checked (Ray installed, --address reachable,
+    --gpus-per-task with CUDA), or ``None`` for ``local``; ray's flags without it are refused."""
+    if args.executor != "ray":
+        given = [f for f, v in (("--address", args.address), ("--num-cpus", args.num_cpus),
+                                ("--gpus-per-task", args.gpus_per_task), ("--ship-data", args.ship_data or None))
+                 if v is not None]
+        if given:
+            raise InitlabError(f"{given[0]} is an option of --executor ray; add --executor ray or drop it")
+        return None
+    from initlab.study.ray_executor import RayExecutor
+
+    executor = RayExecutor(address=args.address, num_cpus=args.num_cpus or 1, gpus_per_task=args.gpus_per_task or 0,
+                           ship_data=args.ship_data, device=args.device, data_dir=args.data_dir,
+                           probe=not args.no_probe, log=lambda line: print(f"initlab run: {line}", file=sys.stderr))
+    executor.check()
+    return executor
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     result, summary = execute_plan(
         plan, device=args.device, data_dir=args.data_dir, probe=not args.no_probe, max_group=args.max_group,
         progress=lambda total, pending: Progress(total, enabled=not args.quiet, every=pending),
-        log=lambda line: print(f"initlab run: {line}", file=sys.stderr))
+        log=lambda line: print(f"initlab run: {line}", file=sys.stderr), executor=getattr(args, "executor_obj", None))
+    if result.failed:
+        print(f"initlab run: {result.failed} model(s) failed (see `initlab summary`); run again to retry them",
+              file=sys.stderr)
     print(render_table(summary))
     print(f"wall time {result.wall:.1f} s; results in {out}", file=sys.stderr)
     return _after_run(out, args)
