@@ -7,10 +7,8 @@ resumed. The two-node cluster and a worker killed mid-task: tests/test_executor_
 
 from __future__ import annotations
 
-import math
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from initlab.study import Store, get_preset, run_study
+from _executor_helpers import assert_each_cell_once, assert_same_results, count, smoke
+from initlab.study import Store, run_study
 from initlab.study.local import engine_train_group
 from initlab.study.store import DB_NAME
 
@@ -29,8 +28,6 @@ from initlab.study.ray_executor import RayExecutor  # noqa: E402
 pytestmark = pytest.mark.skipif(not os.environ.get("INITLAB_DATA_DIR"),
                                 reason="trains the smoke preset on a slice of the real data (INITLAB_DATA_DIR)")
 
-LIMITS = {"limit_train": 512, "limit_val": 256}
-
 
 @pytest.fixture(scope="module")
 def ray_session():
@@ -39,58 +36,6 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
-
-
-def smoke(epochs: int = 2, **limits: int):
-    import dataclasses
-
-    config = get_preset("smoke").with_overrides(epochs=epochs)
-    return dataclasses.replace(config, **{**LIMITS, **limits}).expand()
-
-
-def per_cell(store: Store) -> dict[str, list[dict]]:
-    """Each cell's epoch records, without their wall times (the only field that may differ)."""
-    return {key: [{k: v for k, v in r.to_dict().items() if k != "wall_s"} for r in rows]
-            for key, rows in store.epoch_records().items()}
-
-
-def assert_close(a, b, path: str = "") -> None:
-    """Equal structure; floats within 1e-5 relative + 1e-6 absolute (module docstring of
-    assert_same_results says why)."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for k in a:
-            assert_close(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6), \
-            f"{path}: {a} != {b}"
-    else:
-        assert a == b, path
-
-
-def assert_same_results(ray_store: Store, local_store: Store) -> None:
-    """The same per-cell records (metrics, parameter and activation statistics with their
-    histograms, steps, init reports) and statuses.
-
-    Tolerance, not bit equality: a Ray task trains with torch threads = its ``num_cpus``
-    (1) while the test process may run with more (CI runs pytest without
-    OMP_NUM_THREADS=1), and a different thread count may split a float32 reduction
-    differently. The data, the seeds, the kernels' instruction set and the order of the
-    operations are the same, so the records agree to float32 round-off: 1e-5 relative
-    (about 100 ulp) + 1e-6 absolute on every float, and exactly on every count, epoch and
-    histogram bin that does not straddle a round-off."""
-    assert {r.key: r.status for r in ray_store.cells()} == {r.key: r.status for r in local_store.cells()}
-    assert_close(per_cell(ray_store), per_cell(local_store), "epochs")
-    assert_close({k: [s.to_dict() for s in v] for k, v in ray_store.step_records().items()},
-                 {k: [s.to_dict() for s in v] for k, v in local_store.step_records().items()}, "steps")
-    ri, li = ray_store.init_records(), local_store.init_records()
-    assert ri.keys() == li.keys()
-    assert_close({k: v.to_dict()["report"] for k, v in ri.items()},
-                 {k: v.to_dict()["report"] for k, v in li.items()}, "init")
 
 
 def test_smoke_gives_the_same_per_cell_results_under_ray_as_local(ray_session, tmp_path: Path) -> None:
@@ -139,18 +84,6 @@ def test_a_cell_that_raises_is_failed_with_its_message_and_the_others_finish(ray
         assert (again.skipped, again.done) == (1, 1)
 
 
-def _count(db: Path, sql: str) -> int:
-    if not db.exists():
-        return 0
-    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    try:
-        return conn.execute(sql).fetchone()[0]
-    except sqlite3.OperationalError:  # no tables yet
-        return 0
-    finally:
-        conn.close()
-
-
 def test_the_driver_killed_mid_run_resumes_with_nothing_lost_or_duplicated(ray_session, tmp_path: Path) -> None:
     # the child driver joins the module's Ray (--address HOST:PORT): the cluster outlives it
     epochs = 3
@@ -164,22 +97,17 @@ def test_the_driver_killed_mid_run_resumes_with_nothing_lost_or_duplicated(ray_s
     db = out / DB_NAME
     deadline = time.monotonic() + 60
     try:
-        while _count(db, "SELECT count(*) FROM epochs WHERE epoch >= 1") < 1:
+        while count(db, "SELECT count(*) FROM epochs WHERE epoch >= 1") < 1:
             assert child.poll() is None, child.stderr.read().decode()[-2000:]
             assert time.monotonic() < deadline, "the child recorded no epoch in 60 s"
             time.sleep(0.05)
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
-    assert _count(db, "SELECT count(*) FROM cells WHERE status = 'running'") >= 1, "killed too late"
+    assert count(db, "SELECT count(*) FROM cells WHERE status = 'running'") >= 1, "killed too late"
     study = smoke(epochs=epochs, limit_train=1000)
     with Store.open(out) as store:
         result = run_study(study, store, executor=RayExecutor(probe=False), max_group_size=1)
         assert result.complete and result.resume.reset >= 1
-        for key, rows in store.epoch_records().items():
-            assert [r.epoch for r in rows] == list(range(epochs + 1)), key
-        assert _count(db, "SELECT count(*) FROM epochs") == 2 * (epochs + 1)
-        assert _count(db, "SELECT count(*) FROM (SELECT cell, epoch FROM param_stats GROUP BY cell, epoch, "
-                          "name HAVING count(*) > 1)") == 0
-        assert all(r.status == "done" for r in store.cells())
-        assert store.integrity_check() == "ok"
+        assert_each_cell_once(store, epochs)
+        assert count(db, "SELECT count(*) FROM epochs") == 2 * (epochs + 1)
