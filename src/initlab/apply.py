@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from initlab.errors import InitlabError
-from initlab.layers import WeightSlot, forward_layers, walk
+from initlab.layers import WeightSlot, forward_layers, walk, with_rules
 from initlab.schemes import BIAS_RULES, LSUVStep, Scheme, get_scheme
 from initlab.schemes.fans import fans as tensor_fans
 from initlab.schemes.optimized import OptimizedRecord, OptimizedScheme
@@ -190,7 +190,7 @@ def slot_fans(slot: WeightSlot) -> tuple[int, int]:
     shape = slot.block_shape
     if len(shape) < 2:
         return 1, 1
-    return tensor_fans(shape)
+    return tensor_fans(shape, slot.fan_layout)  # type: ignore[arg-type]
 
 
 def _fit_tensors(slots: list[WeightSlot]) -> list[tuple[str, torch.Tensor, bool]]:
@@ -201,6 +201,15 @@ def _fit_tensors(slots: list[WeightSlot]) -> list[tuple[str, torch.Tensor, bool]
         prefix = f"{slot.module_name}." if slot.module_name else ""
         out.extend((prefix + b, getattr(slot.module, b), False) for b in slot.biases)
     return out
+
+
+def _rule_notes(slots: list[WeightSlot]) -> list[str]:
+    """One note per distinct layer rule (:mod:`initlab.schemes.dialects`), naming its weights."""
+    by_rule: dict[str, list[str]] = {}
+    for slot in slots:
+        if slot.rule:
+            by_rule.setdefault(slot.rule, []).append(slot.name)
+    return [f"{rule}: {', '.join(names)}" for rule, names in by_rule.items()]
 
 
 def model_plan(model: nn.Module, scheme: Scheme) -> Plan | None:
@@ -251,17 +260,26 @@ def apply(model: nn.Module, scheme: "str | Scheme", *, bias: Any = None, seed: i
                            "initialize; give every layer at least one unit")
     plan = model_plan(model, s)
     report = InitReport(s.spec, seed, unsupported=unsupported, notes=list(plan.notes) if plan else [])
+    if plan is None:
+        slots = with_rules(slots, s)
+        report.notes.extend(_rule_notes(slots))
+    own_bias = bias is None  # the scheme's (and its layer rules') bias, not the caller's
     with torch.no_grad():
         for slot in slots:
             fi, fo = slot_fans(slot)
             role = plan.role_for(slot.module) if plan else None
             for block in slot.block_views():
-                _draw(role.scheme if role else s, block, gen, (fi, fo))
+                _draw(role.scheme if role else (slot.scheme or s), block, gen, (fi, fo))
             for b in slot.biases:
                 if role is not None and role.zero_bias:
                     getattr(slot.module, b).data.zero_()
+                elif own_bias and slot.bias_scheme is not None:
+                    _draw(slot.bias_scheme, getattr(slot.module, b).data, gen, None)
                 else:
                     _init_bias(getattr(slot.module, b).data, bias_label, bias_action, fi, gen)
+            if own_bias and slot.forget_bias is not None:  # Keras unit_forget_bias: gates (i, f, c, o)
+                t = getattr(slot.module, slot.biases[0]).data
+                t.view(4, -1)[1].fill_(slot.forget_bias)
         for _name, p, value in plan.fixed if plan else ():
             p.data.fill_(value)
         if isinstance(s, OptimizedScheme):
@@ -271,9 +289,13 @@ def apply(model: nn.Module, scheme: "str | Scheme", *, bias: Any = None, seed: i
     for slot in slots:
         fi, fo = slot_fans(slot)
         role = plan.role_for(slot.module) if plan else None
-        law = (role.scheme if role else s).law(slot.block_shape, fans=(fi, fo))
+        law = (role.scheme if role else (slot.scheme or s)).law(slot.block_shape, fans=(fi, fo))
         w = slot.param.detach().double()
-        bias_text = ("zeros" if role is not None and role.zero_bias else bias_label) if slot.biases else "none"
+        bias_text = ("zeros" if role is not None and role.zero_bias else
+                     slot.bias_scheme.spec if own_bias and slot.bias_scheme is not None else bias_label)
+        if own_bias and slot.forget_bias is not None:
+            bias_text += f", forget gate {slot.forget_bias:g}"
+        bias_text = bias_text if slot.biases else "none"
         report.layers.append(LayerRecord(
             slot.name, slot.kind, tuple(slot.param.shape), slot.blocks, fi, fo, law.family,
             law.mean, law.std, float(w.mean()), float(w.std(unbiased=False)), bias_text,

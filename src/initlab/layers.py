@@ -13,9 +13,10 @@ that their affine parameters are conventionally 1 and 0, which initlab leaves al
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -41,6 +42,15 @@ class WeightSlot:
     blocks: int = 1
     #: biases initialized alongside this weight, with the fan_in used by bias rules
     biases: list[str] = field(default_factory=list)
+    #: set by :func:`with_rules` from a scheme's layer rule (:mod:`initlab.schemes.dialects`):
+    #: whose tensor rule gives the fans ("keras": an Embedding's fan_in is num_embeddings),
+    fan_layout: str = "torch"
+    #: the scheme that draws this weight instead of the one applied (a framework default's rule),
+    scheme: Any = None
+    #: the biases' scheme, the forget-gate block's bias value (Keras unit_forget_bias) and the rule's note
+    bias_scheme: Any = None
+    forget_bias: float | None = None
+    rule: str = ""
 
     @property
     def name(self) -> str:
@@ -124,6 +134,24 @@ def walk(model: nn.Module, include: object = None) -> tuple[list[WeightSlot], li
                       if isinstance(module, NORM) else "no initialization rule for this layer type")
             unsupported.append((name or "<root>", type(module).__name__, reason))
     return slots, unsupported
+
+
+def with_rules(slots: Sequence[WeightSlot], scheme: Any) -> list[WeightSlot]:
+    """*slots* as *scheme* treats them per layer type (:func:`initlab.schemes.dialects.layer_rule`):
+    a Keras-dialect recurrent weight as one matrix (``blocks = 1``), an Embedding's fans in the
+    Keras layout, a framework default's per-layer scheme and bias."""
+    from initlab.schemes.dialects import layer_rule
+
+    out = []
+    for slot in slots:
+        rule = layer_rule(scheme, slot.kind, slot.param_name, tuple(slot.param.shape))
+        if rule is None:
+            out.append(slot)
+            continue
+        out.append(dataclasses.replace(
+            slot, blocks=1 if rule.whole else slot.blocks, fan_layout=rule.fan_layout, scheme=rule.scheme,
+            bias_scheme=rule.bias, forget_bias=rule.forget_bias if slot.biases else None, rule=rule.note))
+    return out
 
 
 def forward_layers(slots: Sequence[WeightSlot]) -> list[tuple[str, nn.Module]]:

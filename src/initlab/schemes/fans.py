@@ -35,8 +35,11 @@ from typing import Literal, Sequence
 from initlab.errors import InitlabError
 
 Layout = Literal["torch", "keras"]
-Mode = Literal["fan_in", "fan_out", "fan_avg"]
-MODES = ("fan_in", "fan_out", "fan_avg")
+Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+#: Keras 3's VarianceScaling modes (keras/src/initializers/random_initializers.py checks
+#: ``mode in {"fan_in", "fan_out", "fan_avg"}``); ``fan_geo_avg`` is JAX's only.
+KERAS_MODES = ("fan_in", "fan_out", "fan_avg")
 
 
 def fans(shape: Sequence[int], layout: Layout = "torch") -> tuple[int, int]:
@@ -62,11 +65,15 @@ def fans(shape: Sequence[int], layout: Layout = "torch") -> tuple[int, int]:
 
 
 def fan_for_mode(fan_in: int, fan_out: int, mode: str) -> float:
-    """The fan that ``mode`` names: fan_in, fan_out or their mean (Glorot's ``fan_avg``)."""
+    """The fan that ``mode`` names: fan_in, fan_out, their mean (Glorot's ``fan_avg``) or
+    their geometric mean ``sqrt(fan_in * fan_out)`` (``fan_geo_avg``, JAX's
+    ``jax/_src/nn/initializers.py`` variance_scaling: ``denominator = (fan_in * fan_out) ** 0.5``)."""
     if mode == "fan_in":
         return float(fan_in)
     if mode == "fan_out":
         return float(fan_out)
     if mode == "fan_avg":
         return (fan_in + fan_out) / 2.0
+    if mode == "fan_geo_avg":
+        return math.sqrt(float(fan_in) * float(fan_out))
     raise InitlabError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")

@@ -12,11 +12,12 @@ built); a nonlinearity name is checked by :func:`~initlab.schemes.gains.gain` it
 from __future__ import annotations
 
 from initlab.schemes.core import (
-    DISTRIBUTIONS, ConstantSampler, DataDependentSampler, DiracSampler, EyeSampler, NormalSampler,
+    DISTRIBUTIONS, ConstantSampler, DataDependentSampler, DiracSampler, NormalSampler,
     OrthogonalSampler, SparseSampler, TruncNormalSampler, UniformSampler,
     VarianceScalingSampler as VS,
 )
-from initlab.schemes.fans import MODES
+from initlab.schemes.dialects import LAYOUTS, FrameworkDefaultScheme, IdentitySampler
+from initlab.schemes.fans import KERAS_MODES, MODES
 from initlab.schemes.gains import gain
 from initlab.schemes.gradinit import GRADINIT, GradInitScheme
 from initlab.schemes.lsuv import LSUVScheme
@@ -41,16 +42,28 @@ def _kaiming_scale(a: float, nonlinearity: str) -> float:
 
 
 def _sampler_for(dist: str):
-    def build_glorot(gain: float) -> VS:  # noqa: A002 - torch's parameter name
+    # ``layout`` (torch or keras) changes which tensor and fans a layer gives the sampler
+    # (initlab.schemes.dialects), not the sampler
+    def build_glorot(gain: float, layout: str) -> VS:  # noqa: A002 - torch's parameter name
         return VS(gain * gain, "fan_avg", dist)
 
-    def build_he(a: float, mode: str, nonlinearity: str) -> VS:
+    def build_he(a: float, mode: str, nonlinearity: str, layout: str) -> VS:
         return VS(_kaiming_scale(a, nonlinearity), mode, dist)
 
-    def build_lecun() -> VS:
+    def build_lecun(layout: str) -> VS:
         return VS(1.0, "fan_in", dist)
 
     return build_glorot, build_he, build_lecun
+
+
+#: ``layout=keras``: the dialect aliases of Keras and JAX follow their fans on every layer type
+KERAS_LAYOUT = {"layout": "keras"}
+
+
+def _split(aliases: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, dict[str, str]]]:
+    """Plain aliases, and the keras:/jax: ones as dialects with ``layout=keras``."""
+    plain = tuple(a for a in aliases if not a.startswith(("keras:", "jax:")))
+    return plain, {a: dict(KERAS_LAYOUT) for a in aliases if a.startswith(("keras:", "jax:"))}
 
 
 #: Keras' VarianceScaling distribution words, in initlab's (Keras reads the legacy
@@ -78,7 +91,11 @@ def _register_all() -> None:
     register(Entry("keras_default", lambda: VS(1.0, "fan_avg", "uniform"), {},
                    "w ~ U(-L, L), L = sqrt(6/(fan_in+fan_out)); bias 0  (Keras Dense default)",
                    f"{KERAS}: Dense(kernel_initializer='glorot_uniform', bias_initializer='zeros')",
-                   group="framework", aliases=("keras:default", "keras:dense_default")))
+                   group="framework", aliases=("keras:default", "keras:dense_default"),
+                   scheme_class=FrameworkDefaultScheme,
+                   note="layer-aware (initlab.schemes.dialects): Embedding U(-0.05, 0.05); LSTM/GRU/RNN kernel "
+                        "glorot_uniform on one (in, G*units) matrix, recurrent kernel one orthogonal (units, G*units) "
+                        "matrix, bias 0 with the LSTM forget gate's 1 (unit_forget_bias)"))
 
     # --- basic distributions -----------------------------------------------------------
     register(Entry("constant", lambda value: ConstantSampler(value), {"value": 0.0}, "w = value",
@@ -88,7 +105,8 @@ def _register_all() -> None:
                    f"{JAX}.uniform (U[0, 0.01))",
                    aliases=("torch:uniform",), order=(("a", "<=", "b"),),
                    dialects={"keras:random_uniform": {"a": -0.05, "b": 0.05},
-                             "keras:uniform": {"a": -0.05, "b": 0.05}, "jax:uniform": {"a": 0.0, "b": 0.01}}))
+                             "keras:uniform": {"a": -0.05, "b": 0.05}, "jax:uniform": {"a": 0.0, "b": 0.01}},
+                   note="jax:uniform(scale=s) is U[0, s) (jax.nn.initializers.uniform(scale=1e-2))"))
     register(Entry("normal", lambda mean, std: NormalSampler(mean, std), {"mean": 0.0, "std": 1.0},
                    "w ~ N(mean, std^2)",
                    f"{TORCH}.normal_ (std 1); Keras RandomNormal (std 0.05); jax normal (std 0.01)",
@@ -111,22 +129,24 @@ def _register_all() -> None:
                    domains={"std": POSITIVE}, order=(("lower", "<", "upper"),)))
 
     # --- the fan-based family ---------------------------------------------------------
-    register(Entry("variance_scaling", lambda scale, mode, distribution: VS(scale, mode, distribution),
-                   {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
+    register(Entry("variance_scaling", lambda scale, mode, distribution, layout: VS(scale, mode, distribution),
+                   {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal", "layout": "torch"},
                    "Var(w) = scale / fan(mode); uniform: U(+-sqrt(3 Var)); normal: N(0, sqrt(Var)); "
                    "truncated_normal: N(0, sqrt(Var)/0.8796) cut at +-2 of its std",
-                   f"{JAX}.variance_scaling (its 'normal' is untruncated, as here)", group="fan",
-                   aliases=("jax:variance_scaling",),
-                   domains={"scale": NON_NEGATIVE, "mode": MODES, "distribution": DISTRIBUTIONS}))
+                   f"{JAX}.variance_scaling (its 'normal' is untruncated, as here; mode fan_geo_avg: "
+                   "sqrt(fan_in fan_out))", group="fan",
+                   dialects={"jax:variance_scaling": dict(KERAS_LAYOUT)},
+                   domains={"scale": NON_NEGATIVE, "mode": MODES, "distribution": DISTRIBUTIONS,
+                            "layout": LAYOUTS}))
     register(Entry("keras_variance_scaling",
-                   lambda scale, mode, distribution: VS(scale, mode, KERAS_DISTRIBUTIONS[distribution]),
-                   {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
+                   lambda scale, mode, distribution, layout: VS(scale, mode, KERAS_DISTRIBUTIONS[distribution]),
+                   {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal", "layout": "keras"},
                    "Keras' words: 'normal' and 'truncated_normal' are the variance-corrected truncated "
                    "normal, 'untruncated_normal' the plain one, 'uniform' U(+-sqrt(3 Var))",
                    f"{KERAS}.VarianceScaling (Keras reads distribution='normal' as 'truncated_normal')",
                    group="framework", aliases=("keras:variance_scaling",),
-                   domains={"scale": NON_NEGATIVE, "mode": MODES,
-                            "distribution": tuple(KERAS_DISTRIBUTIONS)}))
+                   domains={"scale": NON_NEGATIVE, "mode": KERAS_MODES,
+                            "distribution": tuple(KERAS_DISTRIBUTIONS), "layout": LAYOUTS}))
     dists = {"uniform": "uniform", "normal": "normal", "truncated_normal": "truncated_normal"}
     for suffix, dist in dists.items():
         build_glorot, build_he, build_lecun = _sampler_for(dist)
@@ -137,44 +157,52 @@ def _register_all() -> None:
                    "normal": ("xavier_normal", "torch:xavier_normal"),
                    "truncated_normal": ("xavier_truncated_normal", "keras:glorot_normal",
                                         "jax:glorot_normal", "jax:xavier_normal")}[suffix]
-        register(Entry(f"glorot_{suffix}", build_glorot, {"gain": 1.0},
+        g_alias, g_dialects = _split(g_alias)
+        register(Entry(f"glorot_{suffix}", build_glorot, {"gain": 1.0, "layout": "torch"},
                        f"w ~ {shape_txt}, s = gain * sqrt(2/(fan_in+fan_out))",
                        GLOROT + {"uniform": f"; {TORCH}.xavier_uniform_; Keras/JAX glorot_uniform",
                                  "normal": f"; {TORCH}.xavier_normal_ (Keras/JAX glorot_normal are truncated)",
                                  "truncated_normal": "; Keras/JAX glorot_normal"}[suffix],
-                       group="fan", aliases=g_alias, domains={"gain": NON_NEGATIVE}))
+                       group="fan", aliases=g_alias, dialects=g_dialects,
+                       domains={"gain": NON_NEGATIVE, "layout": LAYOUTS}))
         h_alias = {"uniform": ("kaiming_uniform", "torch:kaiming_uniform", "keras:he_uniform", "jax:he_uniform",
                                "jax:kaiming_uniform"),
                    "normal": ("kaiming_normal", "torch:kaiming_normal"),
                    "truncated_normal": ("kaiming_truncated_normal", "keras:he_normal", "jax:he_normal",
                                         "jax:kaiming_normal")}[suffix]
-        register(Entry(f"he_{suffix}", build_he, {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu"},
+        h_alias, h_dialects = _split(h_alias)
+        register(Entry(f"he_{suffix}", build_he, {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu",
+                                                  "layout": "torch"},
                        f"w ~ {shape_txt}, s = gain(nonlinearity, a) / sqrt(fan(mode)); "
                        "gain = sqrt(2/(1+a^2)) for leaky_relu",
                        HE + {"uniform": f"; {TORCH}.kaiming_uniform_; Keras/JAX he_uniform",
                              "normal": f"; {TORCH}.kaiming_normal_ (Keras/JAX he_normal are truncated)",
                              "truncated_normal": "; Keras/JAX he_normal"}[suffix],
-                       group="fan", aliases=h_alias, domains={"mode": MODES}))
+                       group="fan", aliases=h_alias, dialects=h_dialects,
+                       domains={"mode": MODES, "layout": LAYOUTS}))
         l_alias = {"uniform": ("keras:lecun_uniform", "jax:lecun_uniform"),
                    "normal": (),
                    "truncated_normal": ("keras:lecun_normal", "jax:lecun_normal")}[suffix]
-        register(Entry(f"lecun_{suffix}", build_lecun, {},
+        l_alias, l_dialects = _split(l_alias)
+        register(Entry(f"lecun_{suffix}", build_lecun, {"layout": "torch"},
                        f"w ~ {shape_txt}, s = 1/sqrt(fan_in)",
                        LECUN + {"uniform": "; Keras/JAX lecun_uniform",
                                 "normal": " (untruncated; Keras/JAX lecun_normal are truncated)",
                                 "truncated_normal": "; Keras/JAX lecun_normal"}[suffix],
-                       group="fan", aliases=l_alias))
+                       group="fan", aliases=l_alias, dialects=l_dialects, domains={"layout": LAYOUTS}))
 
     # --- structured --------------------------------------------------------------------
-    register(Entry("orthogonal", lambda gain: OrthogonalSampler(gain), {"gain": 1.0},
+    register(Entry("orthogonal", lambda gain, layout: OrthogonalSampler(gain), {"gain": 1.0, "layout": "torch"},
                    "W = gain * Q, Q Haar-orthogonal on (rows, prod(rest)); W W^T = gain^2 I (rows <= cols)",
                    f"Saxe et al. 2014, 'Exact solutions to the nonlinear dynamics of learning in deep "
                    f"linear networks'; {TORCH}.orthogonal_",
-                   group="structured", aliases=("torch:orthogonal", "keras:orthogonal", "jax:orthogonal"),
-                   domains={"gain": NON_NEGATIVE}))
-    register(Entry("identity", lambda: EyeSampler(), {}, "W = I (ones on the diagonal of a 2-d weight)",
-                   f"{TORCH}.eye_; Keras Identity", group="structured",
-                   aliases=("eye", "torch:eye", "keras:identity")))
+                   group="structured", aliases=("torch:orthogonal",),
+                   dialects={"keras:orthogonal": dict(KERAS_LAYOUT), "jax:orthogonal": dict(KERAS_LAYOUT)},
+                   domains={"gain": NON_NEGATIVE, "layout": LAYOUTS}))
+    register(Entry("identity", lambda gain: IdentitySampler(gain), {"gain": 1.0},
+                   "W = gain * I (gain on the diagonal of a 2-d weight)",
+                   f"{TORCH}.eye_ (gain 1); Keras Identity(gain=1.0)", group="structured",
+                   aliases=("eye", "torch:eye", "keras:identity"), domains={"gain": NON_NEGATIVE}))
     register(Entry("dirac", lambda groups: DiracSampler(int(groups)), {"groups": 1},
                    "identity convolution: W[i, i, centre] = 1 within each group",
                    f"{TORCH}.dirac_", group="structured", aliases=("torch:dirac", "delta"),
@@ -221,12 +249,16 @@ def _register_all() -> None:
     register(Entry("torch_default", lambda: VS(1.0 / 3.0, "fan_in", "uniform"), {},
                    "w ~ U(+-1/sqrt(fan_in)) (kaiming_uniform, a=sqrt(5)); bias ~ U(+-1/sqrt(fan_in))",
                    f"PyTorch nn.Linear/nn.ConvNd.reset_parameters", group="framework", bias="fan_in_uniform",
-                   aliases=("pytorch_default", "torch:default"),
-                   note="for Linear/Conv; torch's RNN default is U(+-1/sqrt(hidden)) and Embedding's N(0, 1)"))
+                   aliases=("pytorch_default", "torch:default"), scheme_class=FrameworkDefaultScheme,
+                   note="layer-aware (initlab.schemes.dialects): Bilinear weight and bias U(+-1/sqrt(in1_features)), "
+                        "Embedding N(0, 1), RNN/LSTM/GRU every weight and bias U(+-1/sqrt(hidden_size))"))
     register(Entry("flax_default", lambda: VS(1.0, "fan_in", "truncated_normal"), {},
                    "w ~ lecun_normal (truncated, Var = 1/fan_in); bias 0",
                    "Flax linen.Dense default (kernel_init=lecun_normal(), bias_init=zeros)",
-                   group="framework", aliases=("flax:default", "jax:dense_default")))
+                   group="framework", aliases=("flax:default", "jax:dense_default"),
+                   scheme_class=FrameworkDefaultScheme,
+                   note="layer-aware (initlab.schemes.dialects): Embed N(0, 1/dim) untruncated (default_embed_init); "
+                        "LSTM/GRU cells: kernel lecun_normal and recurrent kernel orthogonal, per gate"))
 
     # --- data-dependent ---------------------------------------------------------------------
     register(Entry("lsuv", lambda tol, max_iter: DataDependentSampler(OrthogonalSampler(1.0)),

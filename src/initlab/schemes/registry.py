@@ -186,6 +186,11 @@ FRAMEWORK_WORDS: dict[str, dict[str, str]] = {
     "jax": {"stddev": "std"},
     "torch": {"val": "value"},
 }
+#: A framework's word that means one thing for one initializer: JAX's ``uniform(scale=1e-2)``
+#: is U[0, scale) (jax/_src/nn/initializers.py), so ``jax:uniform(scale=s)`` is ``uniform(b=s)``.
+ENTRY_WORDS: dict[tuple[str, str], dict[str, str]] = {
+    ("jax", "uniform"): {"scale": "b"},
+}
 
 
 def _resolve(name: str) -> tuple[str, dict[str, Any]]:
@@ -512,7 +517,8 @@ def get_scheme(spec: "str | Scheme | Mapping[str, Any]", *args: Any, **params: A
         raise InitlabError(f"{canonical} takes {len(keys)} parameter(s) ({', '.join(keys) or 'none'}), "
                            f"got {len(pos)} positional values")
     given = dict(zip(keys, pos))
-    words = FRAMEWORK_WORDS.get(name.strip().lower().partition(":")[0], {}) if ":" in name else {}
+    prefix = name.strip().lower().partition(":")[0] if ":" in name else ""
+    words = {**FRAMEWORK_WORDS.get(prefix, {}), **ENTRY_WORDS.get((prefix, canonical), {})}
     for k, v in {words.get(k, k) if k not in e.defaults else k: v for k, v in {**skw, **params}.items()}.items():
         if k in given:
             raise InitlabError(f"{canonical}: {k} given twice")
