@@ -115,7 +115,8 @@ def _check_executor(args: argparse.Namespace) -> Any:
         return None
     from initlab.study.ray_executor import RayExecutor
 
-    executor = RayExecutor(address=args.address, num_cpus=args.num_cpus or 1, gpus_per_task=args.gpus_per_task or 0,
+    executor = RayExecutor(address=args.address, num_cpus=1 if args.num_cpus is None else args.num_cpus,
+                           gpus_per_task=args.gpus_per_task or 0,
                            ship_data=args.ship_data, device=args.device, data_dir=args.data_dir,
                            probe=not args.no_probe, log=lambda line: print(f"initlab run: {line}", file=sys.stderr))
     executor.check()
@@ -128,10 +129,15 @@ def run(args: argparse.Namespace) -> int:
 
     config, study, out = validate(args)
     plan = RunPlan(config=config, study=study, out=out)
-    result, summary = execute_plan(
-        plan, device=args.device, data_dir=args.data_dir, probe=not args.no_probe, max_group=args.max_group,
-        progress=lambda total, pending: Progress(total, enabled=not args.quiet, every=pending),
-        log=lambda line: print(f"initlab run: {line}", file=sys.stderr), executor=getattr(args, "executor_obj", None))
+    executor = getattr(args, "executor_obj", None)
+    try:
+        result, summary = execute_plan(
+            plan, device=args.device, data_dir=args.data_dir, probe=not args.no_probe, max_group=args.max_group,
+            progress=lambda total, pending: Progress(total, enabled=not args.quiet, every=pending),
+            log=lambda line: print(f"initlab run: {line}", file=sys.stderr), executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()  # the Ray it started here (a joined cluster keeps running)
     if result.failed:
         print(f"initlab run: {result.failed} model(s) failed (see `initlab summary`); run again to retry them",
               file=sys.stderr)
