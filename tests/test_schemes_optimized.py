@@ -246,3 +246,45 @@ def test_bad_input_is_one_line(call, match: str) -> None:
     with pytest.raises(InitlabError, match=match) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+def test_check_cli_checks_saved_weights_against_them(tmp_path: Path, capsys) -> None:
+    """``initlab check --scheme gradinit --weights FILE``: the base law up to a scale per
+    tensor (no data needed); ``--init gradinit`` is refused like lsuv (it needs a batch)."""
+    from initlab.cli import main
+    from initlab.engine.models import MLPSpec, build_mlp
+
+    model = build_mlp(MLPSpec())  # the check command's default model: the article's MLP
+    g = torch.Generator().manual_seed(0)
+    initlab.apply(model, "gradinit(iterations=3)", seed=0,
+                  data=(torch.rand(32, 784, generator=g), torch.randint(0, 10, (32,), generator=g)))
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    assert main(["check", "--scheme", "gradinit", "--weights", str(tmp_path / "w.pt")]) == 0
+    assert "gradinit: all layers conform" in capsys.readouterr().out
+    assert main(["check", "--scheme", "he_normal", "--init", "metainit"]) == 2
+    assert "--init metainit is data-dependent" in capsys.readouterr().err
+
+
+def test_probe_cli_and_a_real_run(tmp_path: Path, capsys) -> None:
+    """``initlab probe --schemes gradinit,...`` and, with the real data, ``initlab run`` of a
+    small study whose cells are fitted on their labelled batch (the stored record says so)."""
+    import os
+
+    from initlab.cli import main
+    from initlab.study import Store
+
+    assert main(["probe", "--depth", "4", "--width", "32", "--in-features", "16", "--schemes",
+                 "gradinit(iterations=3),metainit(iterations=3)", "--n-inputs", "64", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [s["scheme"] for s in d["schemes"]] == ["gradinit(iterations=3)", "metainit(iterations=3)"]
+    if not os.environ.get("INITLAB_DATA_DIR"):
+        pytest.skip("INITLAB_DATA_DIR is not set")
+    out = tmp_path / "run"
+    assert main(["run", "seed", "--schemes", "gradinit(iterations=5),metainit(iterations=5)", "--seeds", "1",
+                 "--epochs", "1", "--limit-train", "512", "--limit-val", "256", "--out", str(out),
+                 "--no-report", "--quiet"]) == 0
+    capsys.readouterr()
+    with Store.open(out) as store:
+        recs = [store.init_record(c.key) for c in store.cells()]
+    assert sorted(r.report.optimized.scheme for r in recs) == ["gradinit", "metainit"]
+    assert all(r.report.optimized.labels == "data" and r.check.ok for r in recs)
