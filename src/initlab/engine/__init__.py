@@ -25,7 +25,8 @@ Modules: :mod:`~initlab.engine.families` (model families by kind: :mod:`~initlab
 :mod:`~initlab.engine.reference` (:func:`train_one`), and the pieces they share:
 :mod:`~initlab.engine.stack`, :mod:`~initlab.engine.functional`,
 :mod:`~initlab.engine.dropout`, :mod:`~initlab.engine.adam`,
-:mod:`~initlab.engine.recorders`.
+:mod:`~initlab.engine.recorders`; per-parameter learning rates (muP):
+:mod:`~initlab.engine.multipliers`.
 """
 
 from initlab.engine.batched import train
@@ -34,6 +35,7 @@ from initlab.engine.generic import train_generic
 from initlab.engine.config import TrainConfig
 from initlab.engine.inputs import TrainData
 from initlab.engine.models import ACTIVATIONS, MLPSpec, activation_module, build_mlp
+from initlab.engine.multipliers import lr_multipliers, param_groups
 from initlab.engine.results import NullSink, Sink, TrainResult
 from initlab.engine.reference import train_one
 from initlab.engine.stack import infer_spec
@@ -47,6 +49,8 @@ __all__ = [
     "family_kinds",
     "spec_from_dict",
     "train_generic",
+    "lr_multipliers",
+    "param_groups",
     "infer_spec",
     "TrainConfig",
     "TrainData",

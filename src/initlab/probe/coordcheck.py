@@ -190,7 +190,7 @@ class CoordCheckResult:
         T = self.steps + 1
         fig = Figure(figsize=(2.3 * T + 0.6, 5.0), dpi=110, layout="constrained")
         FigureCanvasAgg(fig)
-        axes = fig.subplots(2, T, sharey="row", squeeze=False)
+        axes = fig.subplots(2, T, sharey=True, squeeze=False)  # one scale: SP's growth beside muP's flat lines
         names = {"sp": f"SP ({self.base})", "mup": "muP"}
         for r, p in enumerate(PARAMETRIZATIONS):
             for t in range(T):
@@ -198,8 +198,8 @@ class CoordCheckResult:
                 for n, place in self.layers:
                     ys = [self.coords[p][n][i][t] for i in range(len(self.widths))]
                     pts = [(w, y) for w, y in zip(self.widths, ys) if math.isfinite(y) and y > 0]
-                    if pts:
-                        ax.plot(*zip(*pts), marker="o", ms=3, label=f"{n} ({place})")
+                    ax.plot(*zip(*pts) if pts else ([], []), marker="o", ms=3, color=f"C{self.layers.index((n, place))}",
+                            label=f"{n} ({place})")
                 ax.set_xscale("log", base=2)
                 ax.set_yscale("log")
                 ax.set_title(f"{names[p]}, t={t}", fontsize=9)
@@ -208,6 +208,7 @@ class CoordCheckResult:
                 if t == 0:
                     ax.set_ylabel("mean |x|")
         axes[0][-1].legend(fontsize=7, loc="best")
+        axes[1][-1].legend(fontsize=7, loc="best")  # a layer at exactly 0 (muP's readout at t=0) has no point
         fig.suptitle(f"coordinate check: {self.family}, {self.optimizer} lr {self.lr:g}; "
                      f"{'separates' if self.separates else 'does not separate'} SP / muP", fontsize=10)
         return fig

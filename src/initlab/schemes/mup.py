@@ -142,6 +142,8 @@ class MuPScheme(StructuredScheme):
     0 (or the base variance / m); per-parameter lr multipliers by :meth:`lr_multipliers`."""
 
     needs_branches = False
+    #: what ``initlab schemes mup`` says the scheme needs
+    needs_text = "the model's input and output layers, with a hidden width between them"
 
     def _structure_ok(self, structure: Any) -> tuple[float, int]:
         if structure.output is None:
