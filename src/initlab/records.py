@@ -64,8 +64,10 @@ class _Record:
     _NESTED: ClassVar[dict[str, type[_Record]]] = {}
 
     def to_dict(self) -> dict[str, Any]:
-        """A dict of plain values (nested records become dicts, tuples become lists)."""
-        return _plain(asdict(self))  # type: ignore[call-overload]
+        """A dict of plain values (nested records become dicts, tuples become lists).
+        (``asdict`` without its per-leaf ``deepcopy``: a deep-preset epoch record, 42
+        tensors with histograms, converts about 10x faster; benchmarks/bench_executor.py.)"""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
     @classmethod
     def from_dict(cls: type[_R], d: dict[str, Any]) -> _R:
@@ -110,10 +112,16 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _plain(x: Any) -> Any:
+    if isinstance(x, (int, float, str)) or x is None:
+        return x
+    if isinstance(x, _Record):
+        return x.to_dict()
     if isinstance(x, dict):
         return {k: _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return _plain(asdict(x))
     return x
 
 

@@ -89,6 +89,7 @@ initializes it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -98,7 +99,6 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -872,7 +872,8 @@ class Store:
                 columns: Sequence[str], record: Any) -> None:
         """One row of *record* (``to_dict()``) in *table*: *keys* first, then *columns*,
         the record's other fields (not ``model`` key fields) in ``extra``."""
-        d = record.to_dict()
+        nested = getattr(record, "_NESTED", {})  # rows of their own: not converted here
+        d = (dataclasses.replace(record, **dict.fromkeys(nested, ())) if nested else record).to_dict()
         for k in keys:
             d.pop(k, None)
         values = {**keys}
