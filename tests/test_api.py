@@ -165,6 +165,8 @@ def test_run_refuses_an_unknown_override_before_writing(tmp_path) -> None:
         initlab.run("smoke", out=tmp_path / "r", learning_rate=0.1)
     with pytest.raises(InitlabError, match="unknown executor 'rey'"):
         initlab.run("smoke", out=tmp_path / "r", executor="rey")
+    with pytest.raises(InitlabError, match="executor must be 'local', 'ray' or an object"):
+        initlab.run("smoke", out=tmp_path / "r", executor=42)
     with pytest.raises(InitlabError, match="seeds must be >= 1"):
         initlab.run("smoke", out=tmp_path / "r", seeds=0)
     with pytest.raises(InitlabError, match="unknown preset 'smok'"):

@@ -53,7 +53,10 @@ def run(study: Any = "seed", *, seeds: int | None = None, epochs: int | None = N
         out: the run directory (default ``runs/<study name>``); running the same study into
             it again resumes it.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
-        executor: ``local`` (train here with the batched engine).
+        executor: ``local`` (train here with the batched engine), ``ray`` (an embedded Ray,
+            as ``initlab run --executor ray``), or an executor object such as
+            ``initlab.study.ray_executor.RayExecutor(address="auto")`` (README: "Running on a
+            cluster").
         progress: show progress (a ``tqdm.auto`` bar: a widget in Jupyter, no control
             characters in a cell's output).
         **overrides: ``limit_train``, ``limit_val`` (use only the first N images),
@@ -74,11 +77,13 @@ def run(study: Any = "seed", *, seeds: int | None = None, epochs: int | None = N
         if key not in known:
             raise UnknownNameError(f"unknown override {key!r}{suggest(key, list(known))}; initlab.run takes "
                                    f"{', '.join(RUN_OPTIONS)} and the train settings {', '.join(train_fields())}")
-    if executor not in EXECUTORS:
-        hint = (" (a cluster: use 'initlab run --executor ray' from the command line)"
-                if executor == "ray" else "")
-        raise UnknownNameError(f"unknown executor {executor!r}{suggest(str(executor), list(EXECUTORS))}; "
-                               f"initlab.run takes {', '.join(EXECUTORS)}{hint}")
+    names = (*EXECUTORS, "ray")
+    if isinstance(executor, str) and executor not in names:
+        raise UnknownNameError(f"unknown executor {executor!r}{suggest(executor, list(names))}; "
+                               f"initlab.run takes {', '.join(names)} or an executor object")
+    if not isinstance(executor, str) and not callable(getattr(executor, "execute", None)):
+        raise InitlabError(f"executor must be 'local', 'ray' or an object with execute(driver), "
+                           f"got {type(executor).__name__}")
     options = {k: overrides.pop(k) for k in RUN_OPTIONS if k in overrides}
     for flag in ("download", "probe", "report"):
         if flag in options and not isinstance(options[flag], bool):
@@ -93,11 +98,28 @@ def run(study: Any = "seed", *, seeds: int | None = None, epochs: int | None = N
         if progress:
             print(f"initlab.run: {line}", file=sys.stdout if notebook else sys.stderr)
 
-    result, _ = execute_plan(
-        plan, device=device, data_dir=options.get("data_dir"), probe=options.get("probe", True),
-        max_group=options.get("max_group"), log=log,
-        progress=lambda total, pending: NotebookProgress(total, enabled=progress, notebook=notebook,
-                                                         every=pending))
+    runner, started = None, False
+    if executor == "ray":  # the CLI's --executor ray with its defaults (embedded Ray, 1 CPU a task)
+        from initlab.study.ray_executor import RayExecutor
+
+        runner = RayExecutor(device=device, data_dir=options.get("data_dir"), probe=options.get("probe", True),
+                             log=log)
+        runner.check()
+        runner.connect()
+        started = True
+    elif not isinstance(executor, str):
+        runner = executor  # e.g. RayExecutor(address="auto", num_cpus=2)
+    try:
+        result, _ = execute_plan(
+            plan, device=device, data_dir=options.get("data_dir"), probe=options.get("probe", True),
+            max_group=options.get("max_group"), log=log, executor=runner,
+            progress=lambda total, pending: NotebookProgress(total, enabled=progress, notebook=notebook,
+                                                             every=pending))
+    finally:
+        if started:
+            runner.close()  # the Ray started here
+    if result.failed:
+        log(f"{result.failed} model(s) failed (see res.cells()); run again to retry them")
     if options.get("report", True):
         from initlab.report.build import build_report
 
