@@ -236,3 +236,19 @@ def test_notebook_progress_writes_no_control_characters(monkeypatch) -> None:
     p.close()
     text = stream.getvalue()
     assert "4/4 model-epochs" in text and "\r" not in text and "\x1b" not in text
+
+
+@pytest.mark.data
+@needs_data
+def test_summary_has_a_column_per_grid_axis(tmp_path, capsys) -> None:
+    from initlab.cli import main
+
+    spec = {"study": {"preset": "smoke"}, "schemes": {"list": ["keras_default"]}, "train": {"lr": [0.001, 0.01]}}
+    res = initlab.run(spec, out=tmp_path / "axis", progress=False, report=False, limit_train=200, limit_val=100)
+    frame = res.summary()
+    assert list(frame["lr"]) == [0.001, 0.01] and list(frame["setting"]) == ["lr=0.001", "lr=0.01"]
+    assert main(["summary", str(tmp_path / "axis"), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["val_acc"] for r in cli] == pytest.approx(list(frame["val_acc"]), rel=1e-12)
+    cells = res.cells()
+    assert sorted(cells["lr"]) == [0.001, 0.01] and list(cells.columns[-1:]) == ["lr"]
