@@ -204,7 +204,7 @@ class Card:
     """A classic result, stated before it is run (module docstring).
 
     ``full`` and ``quick`` are the settings ``measure`` receives (sizes, seeds, epochs);
-    ``measure(settings, ctx) -> Measured``.
+    ``measure(settings, ctx) -> Measured``; ``order`` places the card in listings.
     """
 
     name: str
@@ -221,6 +221,7 @@ class Card:
     quick: Mapping[str, Any]
     measure: Callable[[Mapping[str, Any], "CardContext"], Measured]
     order: int = 100
+    needs_data: bool = True  # trains on Fashion-MNIST (False: runs on random inputs only)
 
     @property
     def paper_value_text(self) -> str:

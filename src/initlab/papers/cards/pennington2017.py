@@ -4,7 +4,7 @@ Fig. 1 (singular-value densities of the input-output Jacobian at depth) and Sec.
 the variance of the spectrum of ``J J^T`` grows with depth even with orthogonal weights).
 
 Setting: a fully connected net at initialization, no training. The paper uses width
-1000 and ``sigma_b^2 > 0`` with ``q* = 1/64``; here width 400 (quick: 100), zero biases
+1000 and ``sigma_b^2 > 0`` with ``q* = 1/64``; here width 400 (quick: 64), zero biases
 (the scheme library draws zero biases) and ``sigma_w^2 = 1`` (orthogonal gain 1 vs
 ``lecun_normal``), the critical point of tanh at ``sigma_b^2 = 0``, with inputs of std
 1/4 so that ``q`` starts near the paper's small ``q*``. ReLU uses its critical
@@ -100,14 +100,15 @@ CARD = Card(
              "dynamical isometry, NeurIPS",
     figure="Fig. 1 (spectral densities), Sec. 3 (ReLU)",
     setting="fully connected nets at init, sigma_w^2 = 1 tanh (orthogonal vs Gaussian), sigma_w^2 = 2 ReLU",
-    scaled_down="width 400 (paper 1000; quick 100), zero biases instead of sigma_b^2 > 0, inputs of std 1/4, "
+    scaled_down="width 400 (paper 1000; quick 64), zero biases instead of sigma_b^2 > 0, inputs of std 1/4, "
                 "the spectrum at 8 inputs (quick 2): fits in seconds",
     quantity="10-90% spread (decades) of the singular values of J; Var(s^2)/E[s^2]^2 for ReLU vs depth",
     paper_value=None,
     criterion="orthogonal tanh spread <= 0.5 decade with median in [0.1, 10]; Gaussian tanh spread >= 2 decades; "
               "ReLU relative variance increasing in depth, deepest >= 3x shallowest",
     full={"width": 400, "depth": 100, "inputs": 8, "relu_depths": [10, 30, 100]},
-    quick={"width": 100, "depth": 100, "inputs": 2, "relu_depths": [10, 30, 100]},
+    quick={"width": 64, "depth": 100, "inputs": 2, "relu_depths": [10, 30, 100]},
     measure=measure,
     order=6,
+    needs_data=False,
 )
