@@ -204,12 +204,12 @@ def test_keras_lstm_layer_matches() -> None:
     # init.uniform_(weight, -bound, bound); init.uniform_(bias, -bound, bound)
     lambda: nn.Bilinear(16, 8, 40),
     # torch/nn/modules/sparse.py Embedding.reset_parameters: init.normal_(self.weight)
-    lambda: nn.Embedding(400, 32),
+    lambda: nn.Embedding(400, 32), lambda: nn.Embedding(400, 32, padding_idx=3),
     # torch/nn/modules/rnn.py RNNBase.reset_parameters: stdv = 1 / sqrt(hidden_size);
     # init.uniform_(weight, -stdv, stdv) for every weight and bias
     lambda: nn.LSTM(24, 48), lambda: nn.GRU(24, 48), lambda: nn.LSTM(24, 48, proj_size=16),
     lambda: nn.Linear(300, 200), lambda: nn.Conv2d(8, 16, 3),
-], ids=["Bilinear", "Embedding", "LSTM", "GRU", "LSTM-proj", "Linear", "Conv2d"])
+], ids=["Bilinear", "Embedding", "Embedding-padding", "LSTM", "GRU", "LSTM-proj", "Linear", "Conv2d"])
 def test_torch_default_is_what_torch_itself_draws(make) -> None:
     """A module fresh from torch's own constructor conforms to ``torch_default`` (check), and
     initlab's torch_default draw matches torch's (two-sample KS on every weight and bias)."""
@@ -221,6 +221,8 @@ def test_torch_default_is_what_torch_itself_draws(make) -> None:
     for (name, a), (_, b) in zip(theirs.named_parameters(), ours.named_parameters()):
         a, b = a.detach().double().numpy().ravel(), b.detach().double().numpy().ravel()
         assert stats.ks_2samp(a, b).pvalue > P_MIN, name
+    if isinstance(ours, nn.Embedding) and ours.padding_idx is not None:
+        assert ours.weight[ours.padding_idx].eq(0).all()
     if isinstance(ours, nn.Bilinear):
         bound = 1 / math.sqrt(16)
         w, b = ours.weight.detach(), ours.bias.detach()
@@ -263,6 +265,9 @@ def test_jax_words() -> None:
     law = get_scheme("jax:variance_scaling(scale=2, mode=fan_geo_avg, distribution=normal)").law((256, 784))
     assert law.family == "normal" and law.var == pytest.approx(2.0 / math.sqrt(784 * 256))
     assert get_scheme("jax:delta_orthogonal").spec == "delta_orthogonal(convention=jax)"
+    # orthogonal(scale=1.0, column_axis=-1) and delta_orthogonal(scale=1.0, ...): scale is the gain
+    assert get_scheme("jax:orthogonal(scale=2)").params["gain"] == 2.0
+    assert get_scheme("jax:delta_orthogonal(scale=2)").params["gain"] == 2.0
 
 
 def test_torch_trailing_underscore_names_draw_torch_values() -> None:

@@ -270,6 +270,8 @@ def apply(model: nn.Module, scheme: "str | Scheme", *, bias: Any = None, seed: i
             role = plan.role_for(slot.module) if plan else None
             for block in slot.block_views():
                 _draw(role.scheme if role else (slot.scheme or s), block, gen, (fi, fo))
+            if slot.zero_padding:  # torch's Embedding.reset_parameters: _fill_padding_idx_with_zero
+                slot.param.data[slot.module.padding_idx].zero_()
             for b in slot.biases:
                 if role is not None and role.zero_bias:
                     getattr(slot.module, b).data.zero_()

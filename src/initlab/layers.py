@@ -3,7 +3,10 @@
 A :class:`WeightSlot` is one weight parameter of a supported module, split into ``blocks``
 equal chunks along dim 0 (the gate blocks of recurrent layers), each initialized on its
 own with the slot's fans. Fans follow :func:`initlab.schemes.fans.fans` for the torch
-layout of each (block) tensor; see that module for the per-layer table.
+layout of each (block) tensor; see that module for the per-layer table. A scheme's layer
+rules (:func:`with_rules`, :mod:`initlab.schemes.dialects`) change that per layer type: the
+Keras/JAX dialects' Embedding fans and whole recurrent kernels, the framework defaults'
+per-layer schemes and biases.
 
 Supported: Linear, Bilinear, Conv1d/2d/3d, ConvTranspose1d/2d/3d, Embedding,
 EmbeddingBag, RNN, LSTM (incl. proj_size), GRU. Any other module that owns parameters
@@ -50,6 +53,7 @@ class WeightSlot:
     #: the biases' scheme, the forget-gate block's bias value (Keras unit_forget_bias) and the rule's note
     bias_scheme: Any = None
     forget_bias: float | None = None
+    zero_padding: bool = False
     rule: str = ""
 
     @property
@@ -150,7 +154,9 @@ def with_rules(slots: Sequence[WeightSlot], scheme: Any) -> list[WeightSlot]:
             continue
         out.append(dataclasses.replace(
             slot, blocks=1 if rule.whole else slot.blocks, fan_layout=rule.fan_layout, scheme=rule.scheme,
-            bias_scheme=rule.bias, forget_bias=rule.forget_bias if slot.biases else None, rule=rule.note))
+            bias_scheme=rule.bias, forget_bias=rule.forget_bias if slot.biases else None,
+            zero_padding=rule.zero_padding and getattr(slot.module, "padding_idx", None) is not None,
+            rule=rule.note))
     return out
 
 

@@ -29,7 +29,7 @@ layer                  rule                                            source
 =====================  ==============================================  ===========================
 torch Bilinear         weight and bias U(+-1/sqrt(in1_features))       torch/nn/modules/linear.py
                                                                        Bilinear.reset_parameters
-torch Embedding        N(0, 1)                                         torch/nn/modules/sparse.py
+torch Embedding        N(0, 1), the ``padding_idx`` row 0              torch/nn/modules/sparse.py
 torch RNN/LSTM/GRU     every weight and bias U(+-1/sqrt(hidden_size))  torch/nn/modules/rnn.py
                                                                        RNNBase.reset_parameters
 Keras Embedding        U(-0.05, 0.05) (``embeddings_initializer=       keras/src/layers/core/
@@ -119,6 +119,8 @@ class LayerRule:
     bias: Scheme | None = None
     #: the value of the forget-gate block of this weight's bias (Keras unit_forget_bias)
     forget_bias: float | None = None
+    #: zero an Embedding's ``padding_idx`` row after the draw (torch's reset_parameters does)
+    zero_padding: bool = False
     #: one line for the init report
     note: str = ""
 
@@ -152,7 +154,8 @@ def _torch_default(kind: str, param: str, shape: tuple[int, ...]) -> LayerRule |
         u = _get("uniform", a=-b, b=b)
         return LayerRule(scheme=u, bias=u, note="torch Bilinear: weight and bias U(+-1/sqrt(in1_features))")
     if kind in EMBEDDING_KINDS:
-        return LayerRule(scheme=_get("normal"), note="torch Embedding: N(0, 1)")
+        return LayerRule(scheme=_get("normal"), zero_padding=True,
+                         note="torch Embedding: N(0, 1), the padding_idx row 0")
     if kind in RECURRENT_KINDS:
         b = 1.0 / math.sqrt(_hidden(kind, param, shape))
         u = _get("uniform", a=-b, b=b)

@@ -11,8 +11,10 @@ layer                  torch weight shape           keras kernel shape         f
 Linear / Dense         (out, in)                    (in, out)                  in / out
 ConvNd                 (out, in/groups, *k)         (*k, in/groups, out)       in/groups*receptive / out*receptive
 ConvTransposeNd        (in, out/groups, *k)         (*k, out, in)              see below
-Embedding              (num, dim)                   (num, dim)                 dim / num (torch's tensor rule)
-RNN/LSTM/GRU gates     (G*hidden, in) per layer     (in, G*units)              in / hidden, per gate block
+Embedding              (num, dim)                   (num, dim)                 torch: dim / num (tensor rule);
+                                                                               keras/jax: num / dim
+RNN/LSTM/GRU gates     (G*hidden, in) per layer     (in, G*units)              torch: in / hidden, per gate
+                                                                               block; keras: in / G*units
 =====================  ===========================  =========================  ==========================
 
 For a plain tensor, :func:`fans` follows ``torch.nn.init._calculate_fan_in_and_fan_out``
@@ -24,7 +26,9 @@ weight is stored (in, out/groups, *k), so the tensor rule calls ``out/groups*rec
 its fan_in; both frameworks do that, and initlab keeps it for parity (documented, and the
 record shows the fans used). **Recurrent** weights are stacked gate blocks
 (G = 4 for LSTM, 3 for GRU, 1 for RNN); initlab initializes each (hidden, in) block on its
-own, so fan_out is ``hidden``, not ``G*hidden`` as Keras' whole-kernel rule gives.
+own, so fan_out is ``hidden``, not ``G*hidden`` as Keras' whole-kernel rule gives. The
+``keras:`` and ``jax:`` names (``layout=keras``) follow Keras and JAX on both (the Embedding
+layout and the whole recurrent kernel): see :mod:`initlab.schemes.dialects`.
 """
 
 from __future__ import annotations

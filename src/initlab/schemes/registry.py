@@ -11,7 +11,12 @@ initlab names are unambiguous (``glorot_normal`` is the untruncated normal, as t
 normal, as Keras' and JAX's ``glorot_normal``). A dialect prefix resolves a framework's
 own word to exactly what that framework does: ``keras:glorot_normal`` ->
 ``glorot_truncated_normal``, ``torch:xavier_normal`` -> ``glorot_normal``,
-``keras:random_normal`` -> ``normal(std=0.05)``.
+``keras:random_normal`` -> ``normal(std=0.05)``. The ``keras:`` and ``jax:`` fan-based and
+orthogonal names also set ``layout=keras``: on an Embedding and an LSTM/GRU they take Keras'
+and JAX's fans and matrices (``keras:glorot_normal`` is ``glorot_truncated_normal(layout=keras)``;
+:mod:`initlab.schemes.dialects`). Framework parameter words are translated
+(:data:`FRAMEWORK_WORDS`, :data:`ENTRY_WORDS`), and torch's in-place names with a trailing
+underscore resolve to the same scheme.
 
 Spec strings
 ------------
@@ -186,10 +191,13 @@ FRAMEWORK_WORDS: dict[str, dict[str, str]] = {
     "jax": {"stddev": "std"},
     "torch": {"val": "value"},
 }
-#: A framework's word that means one thing for one initializer: JAX's ``uniform(scale=1e-2)``
-#: is U[0, scale) (jax/_src/nn/initializers.py), so ``jax:uniform(scale=s)`` is ``uniform(b=s)``.
+#: A framework's word that means one thing for one initializer (jax/_src/nn/initializers.py):
+#: JAX's ``uniform(scale=1e-2)`` is U[0, scale), so ``jax:uniform(scale=s)`` is ``uniform(b=s)``;
+#: its orthogonal initializers call the gain ``scale``.
 ENTRY_WORDS: dict[tuple[str, str], dict[str, str]] = {
     ("jax", "uniform"): {"scale": "b"},
+    ("jax", "orthogonal"): {"scale": "gain"},  # orthogonal(scale=1.0, column_axis=-1)
+    ("jax", "delta_orthogonal"): {"scale": "gain"},  # delta_orthogonal(scale=1.0, column_axis=-1)
 }
 
 
