@@ -239,3 +239,16 @@ def test_run_mup_end_to_end(tmp_path: Path) -> None:
         assert any(n.startswith("mup: width") for n in by_scheme["mup"].report.notes)
         assert by_scheme["mup"].check is not None and by_scheme["mup"].check.ok
         assert len(store.epochs(next(k for k, c in cells.items() if c.scheme == "mup"))) == 2
+
+
+def test_check_cli_accepts_mup(tmp_path: Path) -> None:
+    """``initlab check FILE:fn --init mup --scheme mup`` conforms (exit 0); a He-initialized
+    readout does not (exit 1)."""
+    from initlab.cli import main
+
+    f = tmp_path / "m.py"
+    f.write_text("import torch\n\ndef build():\n    return torch.nn.Sequential(torch.nn.Flatten(), "
+                 "torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), "
+                 "torch.nn.Linear(256, 10))\n")
+    assert main(["check", f"{f}:build", "--init", "mup", "--scheme", "mup"]) == 0
+    assert main(["check", f"{f}:build", "--init", "he_normal", "--scheme", "mup"]) == 1
