@@ -54,7 +54,8 @@ def build_page(results: Sequence[CardResult], out: str | Path) -> Path:
                       classes=classes)
     n_pass = sum(r.verdict == "pass" for r in results)
     summary = f'<p class="note">{n_pass} of {len(results)} cards pass.</p>' + summary
-    body = _section("summary", "Paper cards", summary) + "".join(_card_section(r, out) for r in results)
+    wrap = "<style>main td.text { white-space: normal; min-width: 8em; max-width: 44em; }</style>"
+    body = wrap + _section("summary", "Paper cards", summary) + "".join(_card_section(r, out) for r in results)
     nav = [("summary", "summary")] + [(f"card-{r.card}", r.card) for r in results]
     header = ("<h1>Paper cards</h1><p class=\"note\">The classic results of initialization, reproduced at a small "
               "scale, each with its criterion written before it was run (initlab paper).</p>")
