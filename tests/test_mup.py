@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -216,26 +214,25 @@ def test_schemes_lists_mup() -> None:
 
 
 @pytest.mark.data
-def test_run_mup_end_to_end(tmp_path: Path) -> None:
+def test_run_mup_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``initlab run`` with mup on a tiny slice: the MLP group goes to the generic trainer
-    (logged), trains, and stores mup's init report with its notes."""
+    (logged), trains, and stores mup's init report with its notes and a passing check."""
     if not os.environ.get("INITLAB_DATA_DIR"):
         pytest.skip("INITLAB_DATA_DIR not set")
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "initlab", "run", "smoke", "--schemes", "he_normal,mup", "--seeds", "1",
-           "--epochs", "1", "--limit-train", "256", "--limit-val", "128", "--out", str(out), "--no-report",
-           "--no-download", "--quiet", "--no-probe"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
-    assert p.returncode == 0, p.stderr[-2000:]
+    from initlab.cli import main
     from initlab.study.store import Store
 
-    assert "generic trainer" in p.stderr and "muP" in p.stderr
+    out = tmp_path / "run"
+    rc = main(["run", "smoke", "--schemes", "he_normal,mup", "--seeds", "1", "--epochs", "1", "--limit-train",
+               "256", "--limit-val", "128", "--out", str(out), "--no-report", "--no-download", "--quiet",
+               "--no-probe"])
+    err = capsys.readouterr().err
+    assert rc == 0, err[-2000:]
+    assert "generic trainer" in err and "muP" in err
     with Store.open(out, readonly=True) as store:
         cells = {c.key: c for c in store.cells()}
         assert {c.status for c in cells.values()} == {"done"}
-        inits = store.init_records()
-        by_scheme = {cells[k].scheme: r for k, r in inits.items()}
+        by_scheme = {cells[k].scheme: r for k, r in store.init_records().items()}
         assert any(n.startswith("mup: width") for n in by_scheme["mup"].report.notes)
         assert by_scheme["mup"].check is not None and by_scheme["mup"].check.ok
         assert len(store.epochs(next(k for k, c in cells.items() if c.scheme == "mup"))) == 2
