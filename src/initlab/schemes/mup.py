@@ -42,9 +42,13 @@ readout bias, scalar parameters    0 / untouched                   1            
 (The hidden SGD rule is ``fan_out/fan_in`` relative, which is 1 under uniform scaling, as
 ``MuSGD`` divides by ``fanin_fanout_mult_ratio``; a convolution's fan_in ``c_in * k^2``
 scales as its channels, so the same rules hold with channels as width.)
-The readout's 1/fan_in^2 variance is ``(1/fan_in) / m`` relative to the base; TP5
-(section D.2 and the mup README) recommend initializing the readout at zero, which is
-also muP (the readout's init is dominated by its first update), and is the default here.
+The readout's 1/fan_in^2 variance is ``(1/fan_in) / m`` relative to the base. Initializing
+the readout at zero is also muP (its init is dominated by its first update; TP5 appendix
+D.2 recommends it, and ``mup.MuReadout(readout_zero_init=True)`` zeroes its weight and
+bias): that is the default here (``readout="zero"``, weight and bias 0). The mup package's
+``MuReadout`` is the Table 8/9 variant instead (forward multiplier 1/m on the readout,
+SP variance, its Adam lr not divided): the same dynamics up to constants, but it changes
+the architecture, which initlab's families do not.
 
 ``width`` is the output width of the model's **input layer** (the first Linear/Conv:
 ``initlab.structure``'s ``input``, its out_features / out_channels), so ``base_width``
