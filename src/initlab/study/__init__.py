@@ -9,7 +9,8 @@ summaries.
 Modules: :mod:`~initlab.study.cell` (Cell, Study, grouping), :mod:`~initlab.study.config`
 (StudyConfig grids), :mod:`~initlab.study.presets`, :mod:`~initlab.study.spec` (TOML),
 :mod:`~initlab.study.store` (SQLite, resume), :mod:`~initlab.study.executor`
-(run_study, StoreSink), :mod:`~initlab.study.engine_sink` (engine records -> store),
+(run_study, StoreSink, the Executor interface and the local executor),
+:mod:`~initlab.study.events` and :mod:`~initlab.study.ray_executor` (``--executor ray``), :mod:`~initlab.study.engine_sink` (engine records -> store),
 :mod:`~initlab.study.local` (train groups here with the batched engine),
 :mod:`~initlab.study.summary` (per-scheme table).
 """
@@ -17,7 +18,7 @@ Modules: :mod:`~initlab.study.cell` (Cell, Study, grouping), :mod:`~initlab.stud
 from initlab.study.cell import Cell, Study, canonical_json, group_cells, group_key
 from initlab.study.config import ARTICLE_SCHEMES, StudyConfig, split_scheme_list
 from initlab.study.engine_sink import EngineSink
-from initlab.study.executor import RunResult, StoreSink, TrainGroup, run_study
+from initlab.study.executor import Executor, GroupDriver, LocalExecutor, RunResult, StoreSink, TrainGroup, run_study
 from initlab.study.local import check_data, check_memory, engine_train_group
 from initlab.study.presets import PRESETS, get_preset, preset_names
 from initlab.study.spec import load_spec, parse_spec
@@ -31,6 +32,9 @@ __all__ = [
     "Cell",
     "CellRecord",
     "EngineSink",
+    "Executor",
+    "GroupDriver",
+    "LocalExecutor",
     "ResumeInfo",
     "RunResult",
     "Store",

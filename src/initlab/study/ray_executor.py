@@ -168,7 +168,9 @@ class RayExecutor:
         self.check()
         ray = require_ray()
         if not ray.is_initialized():
-            options = {"include_dashboard": False, "log_to_driver": False, **self.init_options}
+            client = (self.address or "").startswith("ray://")  # Ray Client takes fewer options
+            options = {**({} if client else {"include_dashboard": False, "log_to_driver": False}),
+                       **self.init_options}
             try:
                 ray.init(address=self.address, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
