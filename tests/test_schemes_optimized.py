@@ -241,6 +241,7 @@ def test_a_study_fits_on_its_labelled_batch_and_stores_the_record(tmp_path: Path
     (lambda: get_scheme("gradinit(optimizer=rmsprop)"), "unknown optimizer"),
     (lambda: get_scheme("metainit(momentum=1)"), "momentum must be in"),
     (lambda: get_scheme("gradinit(iterations=0)"), "iterations must be >= 1"),
+    (lambda: initlab.apply(_relu_net(3, 8).requires_grad_(False), "metainit", data=_batch(8)), "unfreeze"),
 ])
 def test_bad_input_is_one_line(call, match: str) -> None:
     with pytest.raises(InitlabError, match=match) as info:

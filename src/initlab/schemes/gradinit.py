@@ -89,7 +89,7 @@ class GradInitScheme(OptimizedScheme):
         def whole() -> tuple[float, float, float]:
             obj, gnorm, loss = self.objective(model, names, theta(), x, y, x, y, graph=False,
                                               constrained=False)
-            return float(obj), float(gnorm), float(loss)
+            return float(obj.detach()), float(gnorm.detach()), float(loss.detach())
 
         def fit() -> OptimizedRecord:
             obj0, c0, loss0 = whole()

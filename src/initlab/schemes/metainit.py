@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from initlab.errors import InitlabError
 from initlab.schemes.optimized import Budget, OptimizedRecord, OptimizedScheme, run_eval, task_loss
 
 METAINIT = ("Dauphin & Schoenholz 2019, 'MetaInit: Initializing learning by learning to initialize' "
@@ -58,8 +59,11 @@ class MetaInitScheme(OptimizedScheme):
              generator: torch.Generator | None) -> OptimizedRecord:
         p = self.params
         x, y, labels = self._prepare(model, data, generator)
-        params = [t for _, t, _ in tensors]
-        scaled = [(n, t) for n, t, w in tensors if w and t.dim() >= 2]
+        params = [t for _, t, _ in tensors if t.requires_grad]
+        scaled = [(n, t) for n, t, w in tensors if w and t.dim() >= 2 and t.requires_grad]
+        if not scaled:
+            raise InitlabError(f"{self.spec}: no weight of 2 or more dims requires grad; MetaInit rescales "
+                               "trainable weights, so unfreeze them (requires_grad=True)")
         norms0 = [float(t.detach().norm()) for _, t in scaled]
         lr, momentum = float(p["lr"]), float(p["momentum"])
         memory = [0.0] * len(scaled)
