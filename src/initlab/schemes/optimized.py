@@ -81,6 +81,12 @@ class ScaledLaw(Law):
     same sample makes the KS test conservative (Lilliefors), so a wrong *shape* is what it
     catches, not a wrong scale."""
 
+    @property
+    def is_random(self) -> bool:
+        """False: the scale is set from data, so a draw has no fixed law to test against
+        (``initlab.check`` uses :meth:`verify` instead)."""
+        return False
+
     def describe(self) -> str:
         return f"m x ({self.params['base'].describe()}), one m > 0 per tensor"
 
