@@ -119,7 +119,7 @@ def plan_run(study: Any, *, seeds: int | None = None, epochs: int | None = None,
     errors call it by (the CLI's ``--limit-train``; default the argument's own name).
     """
     from initlab.outputs import check_output_dir
-    from initlab.study.local import check_data, check_memory
+    from initlab.study import check_data, check_memory  # (the package's names: tests replace them there)
     from initlab.study.store import Store
 
     name = {"seeds": "seeds", "epochs": "epochs", "limit_train": "limit_train",
@@ -311,8 +311,8 @@ def execute_plan(plan: RunPlan, *, device: str = "cpu", data_dir: str | os.PathL
     (:class:`~initlab.study.executor.Executor`, e.g. the ``ray`` one). Returns the
     :class:`RunResult` and the store's :class:`Summary` at ``threshold`` and ``level``.
     """
+    from initlab.study import engine_train_group  # (the package's name: tests replace it there)
     from initlab.study.executor import run_study
-    from initlab.study.local import engine_train_group
     from initlab.study.store import Store
     from initlab.study.summary import summarize
 
