@@ -123,7 +123,7 @@ def test_frames_have_the_documented_columns(smoke) -> None:
 
 @pytest.mark.data
 @needs_data
-def test_displays_plots_report_and_export(smoke, tmp_path) -> None:
+def test_displays_plots_report_and_export(smoke, tmp_path, monkeypatch) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,8 +136,14 @@ def test_displays_plots_report_and_export(smoke, tmp_path) -> None:
         assert fig.axes and fig.axes[0].lines or fig.axes[0].patches
     with pytest.raises(InitlabError, match="unknown metric 'val_accuracy'.*val_acc"):
         res.plot_curves("val_accuracy")
-    path = res.report(tmp_path / "r.html")
-    assert path.is_file() and "<html" in path.read_text()[:500].lower()
+    import initlab.report.build as build  # the report itself is test_report's (10 s here): check the wiring
+
+    calls = []
+    monkeypatch.setattr(build, "build_report", lambda run_dir, **kw: calls.append((run_dir, kw)) or kw["out"])
+    assert res.report(tmp_path / "r.html", threshold=0.5) == tmp_path / "r.html"
+    assert calls[0][0] == res.run_dir and calls[0][1]["data"] is res.data and calls[0][1]["target"] == 0.5
+    with pytest.raises(InitlabError, match="is a directory"):
+        res.report(tmp_path)  # a bad place is refused before any work, as by initlab report --out
     done = res.export(format="csv", out=tmp_path / "tables")
     assert set(done.tables) >= {"cells", "metrics"} and done.tables["cells"].is_file()
 
@@ -204,7 +210,8 @@ def test_reports_show_html_in_notebooks() -> None:
     assert "MISMATCH" in html and "#f8d0d0" in html  # failing layers highlighted
     ok = initlab.check(model, "uniform_recipe")._repr_html_()
     assert "#d9f2d9" in ok and "#f8d0d0" not in ok
-    probe = initlab.probe(model, schemes=["he_normal", "zeros"], input_shape=(784,), n_inputs=64)
+    probe = initlab.probe(model, schemes=["he_normal", "zeros"], input_shape=(784,), n_inputs=64,
+                          jacobian=False)
     assert repr(probe).startswith("ProbeResult(") and "1 flagged" in repr(probe)
     assert "<table" in probe._repr_html_() and "#f8d0d0" in probe._repr_html_()
     scheme = initlab.get_scheme("he_normal")
