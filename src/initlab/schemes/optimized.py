@@ -33,7 +33,6 @@ from torch import nn
 
 from initlab import stats
 from initlab.errors import InitlabError
-from initlab.schemes import laws
 from initlab.schemes.core import Sampler, Scheme
 from initlab.schemes.laws import Law
 
