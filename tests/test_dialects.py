@@ -279,3 +279,37 @@ def test_torch_trailing_underscore_names_draw_torch_values() -> None:
         ref = fn(torch.empty(64, 32, dtype=torch.float64), torch.Generator().manual_seed(3))
         assert torch.allclose(torch.from_numpy(_draw(spec, (64, 32), seed=3)), ref, rtol=1e-6, atol=1e-7), spec
     assert np.all(_draw("torch:constant_(val=0.3)", (4, 4)) == 0.3)
+
+
+@needs_keras
+@pytest.mark.parametrize("dist", ["normal", "truncated_normal", "untruncated_normal", "uniform"])
+def test_keras_variance_scaling_draws_what_keras_draws(dist: str) -> None:
+    init = keras.initializers.VarianceScaling(scale=2.0, mode="fan_avg", distribution=dist, seed=0)
+    ref = _keras(init, (784, 256)).ravel()
+    ours = _draw(f"keras:variance_scaling(scale=2, mode=fan_avg, distribution={dist})", (256, 784), seed=1).ravel()
+    assert stats.ks_2samp(ref, ours).pvalue > P_MIN
+    if dist != "uniform":  # Keras' "normal" is truncated at 2 stddev, stddev = sqrt(2/520)/0.8796
+        cut = 2 * math.sqrt(2.0 / ((784 + 256) / 2)) / 0.87962566103423978
+        beyond_ref, beyond_ours = (float((np.abs(w) > cut).mean()) for w in (ref, ours))
+        if dist == "untruncated_normal":  # P(|Z| > 2 / 0.8796) = 2.3%
+            assert beyond_ref > 0.01 and beyond_ours > 0.01
+        else:  # keras/src/backend/torch/random.py truncated_normal keeps the first of 4 draws
+            # inside (-2, 2) and the first draw when none is: ~0.0455**4 = 4e-6 of entries stay
+            # outside; initlab (torch.nn.init.trunc_normal_) truncates exactly
+            assert beyond_ref < 1e-4 and beyond_ours == 0
+
+
+@needs_keras
+def test_keras_gru_layer_matches() -> None:
+    """keras/src/layers/rnn/gru.py: kernel (in, 3u) glorot_uniform, recurrent_kernel (u, 3u)
+    orthogonal, bias zeros (no forget gate)."""
+    layer = keras.layers.GRU(16, seed=0)
+    layer.build((None, 5, 32))
+    kernel, recurrent, bias = (np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float64) for v in layer.weights)
+    assert kernel.shape == (32, 48) and recurrent.shape == (16, 48) and not bias.any()
+    assert np.allclose(recurrent @ recurrent.T, np.eye(16), atol=1e-5)
+    gru = nn.GRU(32, 16)
+    initlab.apply(gru, "keras_default", seed=0)
+    assert stats.ks_2samp(kernel.ravel(), gru.weight_ih_l0.detach().double().numpy().ravel()).pvalue > P_MIN
+    w = gru.weight_hh_l0.detach().double().numpy()
+    assert np.allclose(w.T @ w, np.eye(16), atol=1e-5) and not gru.bias_ih_l0.detach().any()
