@@ -77,7 +77,8 @@ from torch import nn
 from initlab.errors import InitlabError
 from initlab.schemes.core import Sampler, Scheme
 from initlab.schemes.registry import AT_LEAST_ONE, Entry
-from initlab.schemes.structured import Plan, Role, StructuredScheme, _get
+from initlab.schemes.laws import Law
+from initlab.schemes.structured import PlaceLaw, Plan, Role, StructuredScheme, _get
 
 __all__ = ["MUP", "MUP_BASES", "MuPScheme", "MuPRule", "mup_entry", "width_multiplier", "OPTIMIZERS"]
 
@@ -146,6 +147,8 @@ class MuPScheme(StructuredScheme):
     0 (or the base variance / m); per-parameter lr multipliers by :meth:`lr_multipliers`."""
 
     needs_branches = False
+    #: its own law is only the base scheme's (its readout is its own): ``identify`` skips it
+    per_weight_law = False
     #: what ``initlab schemes mup`` says the scheme needs
     needs_text = "the model's input and output layers, with a hidden width between them"
 
@@ -157,6 +160,13 @@ class MuPScheme(StructuredScheme):
             raise InitlabError(f"mup needs a hidden width: {structure.model_type}'s input layer is its output "
                                "layer (a linear model); use a model with at least one hidden layer")
         return width_multiplier(structure, int(self.params["base_width"]))
+
+    def law(self, shape, **kw) -> Law:  # type: ignore[override]
+        """The base scheme's law, named for where it holds (the input and hidden weights; the
+        readout is 0 or base / m): a model's layers get their role's law (:meth:`plan`)."""
+        law = self.base_scheme().law(shape, **kw)
+        return PlaceLaw(law.family, law.mean, law.var, law.mu4, dict(law.params),
+                        where="mup: input and hidden weights; the readout is its own")
 
     def base_scheme(self) -> Scheme:
         return _get(self.params["base"])
