@@ -112,6 +112,10 @@ def measure(s: Mapping[str, Any], ctx: CardContext) -> Measured:
         axes[1].plot([d for d, _ in finite], [t for _, t in finite], "o-", label=lab)
     axes[0].set(xscale="log", xlabel="layers in the product", ylabel="std of log10 s", title="singular values of W_L...W_1")
     axes[1].set(xscale="log", xlabel="depth", ylabel=f"steps to loss < {THRESHOLD}", title="learning time (best lr)")
+    axes[0].set_xticks(prod_depths, [str(d) for d in prod_depths])
+    axes[1].set_xticks(depths, [str(d) for d in depths])
+    for ax in axes:
+        ax.minorticks_off()
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
