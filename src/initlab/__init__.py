@@ -19,5 +19,14 @@ from initlab.plugins import load_entry_points, load_plugin  # noqa: E402
 load_entry_points()  # installed packages' schemes (entry-point group initlab.schemes)
 
 
-__all__ = ["CheckReport", "InitReport", "InitlabError", "LayerRecord", "Scheme", "__version__", "apply",
-           "check", "get_scheme", "identify", "load_plugin", "probe", "register_scheme", "scheme_names"]
+__all__ = ["CheckReport", "InitReport", "InitlabError", "LayerRecord", "Results", "Scheme", "__version__",
+           "apply", "check", "get_scheme", "identify", "load", "load_plugin", "probe", "register_scheme",
+           "run", "scheme_names"]
+
+
+def __getattr__(name: str):  # studies from Python (initlab.api), imported on first use
+    if name in ("run", "load", "Results"):
+        import importlib  # (not an import statement: lower layers import initlab itself)
+
+        return getattr(importlib.import_module("initlab.api"), name)
+    raise AttributeError(f"module 'initlab' has no attribute {name!r}")

@@ -48,7 +48,7 @@ from torch import nn
 from initlab import stats
 from initlab.apply import model_plan, slot_fans
 from initlab.errors import InitlabError
-from initlab.layers import WeightSlot, forward_layers, walk
+from initlab.layers import WeightSlot, forward_layers, walk, with_rules
 from initlab.schemes import Law, Scheme, entry, get_scheme, laws, scheme_names
 
 #: Columns a text report row may take; a longer MISMATCH row puts its reasons on their own lines.
@@ -114,6 +114,24 @@ class CheckReport:
                 "layers": [r.to_dict() for r in self.layers],
                 "failures": [r.name for r in self.failures],
                 "looks_like": None if self.looks_like is None else list(self.looks_like)}
+
+    def __repr__(self) -> str:
+        verdict = "ok" if self.ok else f"{len(self.failures)} failing"
+        return f"CheckReport(scheme={self.scheme!r}, {len(self.layers)} layers, {verdict})"
+
+    def _repr_html_(self) -> str:
+        """A table of the verdicts for notebooks (failing layers in red)."""
+        from initlab.display import Mark, html_table
+
+        head = (f"initlab.check: scheme {self.scheme}: " + ("all layers conform" if self.ok else
+                f"{len(self.failures)} of {len(self.layers)} layers do not conform"))
+        rows = [(r.name, r.shape, r.family, r.expected_std, r.realized_std, r.z_var, r.ks_p,
+                 Mark("ok" if r.conforms else f"MISMATCH: {r.reason}", r.conforms)) for r in self.layers]
+        notes = [f"not checked: {n} ({t}): {why}" for n, t, why in self.unsupported]
+        if self.looks_like is not None:
+            notes.append(looks_like_line(self.looks_like))
+        return html_table(head, ["layer", "shape", "family", "expected std", "realized std", "z(var)",
+                                 "KS p", "verdict"], rows, notes=notes)
 
     def __str__(self) -> str:
         lines = [f"initlab.check: scheme {self.scheme}: "
@@ -317,7 +335,7 @@ def check(model: nn.Module, scheme: "str | Scheme", *, sigmas: float = 5.0, ks_a
     report = CheckReport(s.spec, sigmas, unsupported=unsupported)
     weights = None
     plan = model_plan(model, s)
-    if s.requires_data:
+    if s.requires_data and not getattr(s, "checked_by_law", False):  # gradinit/metainit: their ScaledLaw
         _check_data_dependent(model, s, slots, report, data)
     elif plan is not None:
         weights = _read(slots, ks_max)
@@ -325,9 +343,13 @@ def check(model: nn.Module, scheme: "str | Scheme", *, sigmas: float = 5.0, ks_a
             role = plan.role_for(wt.slot.module)
             report.layers.append(_row(wt, role.scheme, _law(role.scheme, wt), sigmas, ks_alpha))
         report.layers.extend(_fixed_row(n, p, v) for n, p, v in plan.fixed)
-    else:
-        weights = _read(slots, ks_max)
-        report.layers = [_row(wt, s, _law(s, wt), sigmas, ks_alpha) for wt in weights]
+    else:  # each weight as the scheme treats its layer type (initlab.schemes.dialects)
+        ruled = with_rules(slots, s)
+        weights = _read(ruled, ks_max)
+        report.layers = [_row(wt, wt.slot.scheme or s, _law(wt.slot.scheme or s, wt), sigmas, ks_alpha)
+                         for wt in weights]
+        if any(slot.rule for slot in ruled):
+            weights = None  # identify reads the weights under the torch conventions
     if identify and not report.ok:
         report.looks_like = _identify(weights or _read(slots, ks_max), _candidates(None), sigmas, ks_alpha)
     return report
@@ -408,7 +430,7 @@ def _candidates(candidates: Any) -> list[Scheme]:
     unique: dict[str, Scheme] = {}
     for c in candidates:
         s = get_scheme(c)
-        if not s.requires_data and not getattr(s, "needs_branches", False):
+        if not s.requires_data and not getattr(s, "needs_branches", False) and getattr(s, "per_weight_law", True):
             unique.setdefault(s.spec, s)
     if not unique:
         raise InitlabError("no data-free scheme among the candidates (data-dependent ones such as lsuv and "

@@ -15,7 +15,7 @@ import sys
 
 from initlab.errors import InitlabError
 
-COMMANDS = ("schemes", "run", "summary", "report", "export", "probe", "check")
+COMMANDS = ("schemes", "run", "summary", "report", "export", "probe", "check", "coordcheck", "paper")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -112,7 +112,7 @@ def data_free_scheme(spec: str, flag: str) -> Scheme:
     from initlab.schemes import get_scheme
 
     s = get_scheme(spec)
-    if s.requires_data:
+    if s.requires_data and not (flag == "--scheme" and getattr(s, "checked_by_law", False)):  # gradinit, metainit
         raise InitlabError(f"{flag} {s.name} is data-dependent (it fits each layer to a data batch) and has "
                            "no law to check against; give a data-free scheme such as he_normal, or use "
                            f"initlab.check(model, {s.name!r}, data=batch) from Python")

@@ -70,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
         if row["requires_data"]:
             print("  needs   : a data batch (initlab.apply(..., data=batch))")
         if row["model_level"]:
-            needs = ("the model's residual branches" if getattr(get_scheme(args.name), "needs_branches", False)
-                     else "nothing, but zeroes residual branches' last layers where the model has them")
+            needs = getattr(get_scheme(args.name), "needs_text", None) or (
+                "the model's residual branches" if getattr(get_scheme(args.name), "needs_branches", False)
+                else "nothing, but zeroes residual branches' last layers where the model has them")
             print(f"  needs   : {needs} (model-level: each layer's law is its role's; see initlab.structure)")
         print(f"  for a {args.fan_in}->{args.fan_out} layer: {row['law']}")
         if row["std"] is not None:

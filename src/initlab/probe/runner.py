@@ -209,7 +209,8 @@ def _probe_scheme(model: nn.Module, pristine: dict[str, torch.Tensor], scheme: S
                   jacobian_inputs: int) -> tuple[SchemeProbe, torch.Tensor]:
     t0 = time.perf_counter()
     model.load_state_dict(pristine)
-    apply_scheme(model, scheme, seed=seed, data=x if scheme.requires_data else None)
+    batch = (x, y) if getattr(scheme, "uses_labels", False) and y is not None else x  # gradinit, metainit
+    apply_scheme(model, scheme, seed=seed, data=batch if scheme.requires_data else None)
     n = x.shape[0]
 
     jsv = None

@@ -71,6 +71,7 @@ def init_report_from_dict(d: dict[str, Any]) -> InitReport:
     """The :class:`~initlab.apply.InitReport` that ``InitReport.to_dict()`` wrote."""
     from initlab.apply import InitReport, LayerRecord
     from initlab.schemes.lsuv import LSUVStep
+    from initlab.schemes.optimized import OptimizedRecord
 
     if not isinstance(d, dict) or "scheme" not in d:
         raise InitlabError("an init report is read from the dict InitReport.to_dict() wrote; "
@@ -81,6 +82,8 @@ def init_report_from_dict(d: dict[str, Any]) -> InitReport:
         unsupported=_unsupported(d.get("unsupported")),
         lsuv=[_build(LSUVStep, s, "an init report's LSUV step") for s in d.get("lsuv", ())],
         notes=[str(n) for n in d.get("notes", ())],
+        optimized=None if d.get("optimized") is None else _build(OptimizedRecord, d["optimized"],
+                                                                  "an init report's optimized-scheme record"),
     )
 
 

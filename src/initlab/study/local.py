@@ -146,6 +146,7 @@ def engine_train_group(
         from initlab.engine.batched import train
         from initlab.engine.config import TrainConfig
         from initlab.engine.generic import train_generic
+        from initlab.engine.multipliers import lr_multipliers
         from initlab.schemes import get_scheme
 
         first = cells[0]
@@ -165,18 +166,26 @@ def engine_train_group(
         models = []
         for i, cell in enumerate(cells):
             model = spec.build(seed=cell.seed)  # what apply leaves alone is reproducible
-            needs_data = get_scheme(cell.scheme).requires_data
-            batch = spec.as_input(data.train_x[:lsuv_batch]) if needs_data else None
+            scheme = get_scheme(cell.scheme)
+            batch = spec.as_input(data.train_x[:lsuv_batch]) if scheme.requires_data else None
+            if batch is not None and getattr(scheme, "uses_labels", False):  # gradinit, metainit
+                batch = (batch, data.train_y[:lsuv_batch].long())
             report = initlab.apply(model, cell.scheme, seed=cell.seed, data=batch)
             sink.init(i, init_record(report, model, batch))
             models.append(model)
         adapter = EngineSink(sink)
         seeds = [c.seed for c in cells]
-        if spec.fast_path:
+        # muP: per-parameter learning rates (initlab.engine.multipliers); the fast path takes one lr
+        mults = [lr_multipliers(mod, c.scheme, config.optimizer) for mod, c in zip(models, cells)]
+        mults_or_none = None if all(x is None for x in mults) else mults
+        if spec.fast_path and mults_or_none is None:
             train(models, seeds, data, config, sink=adapter, adam=adam)
         else:
+            if spec.fast_path and log is not None:
+                log(f"engine: the {len(models)} {spec.label} model(s) train with the generic trainer, not the "
+                    "fast path: a scheme of the group (muP) sets per-parameter learning rates")
             train_generic(models, seeds, data, config, input_shape=tuple(spec.input_shape),
-                          sink=adapter, spec=spec, log=log)
+                          sink=adapter, spec=spec, log=log, lr_multipliers=mults_or_none)
         adapter.flush()
 
     return train_group
