@@ -239,6 +239,12 @@ CASES: list[Case] = [
         data=True),
     cli("run-into-other-study", "run", "smoke", "--out", "runs/good", *SEEDS, "--data-dir", "data-ok",
         data=True, match="different study"),
+    # --- run --executor ray (tests/test_executor.py also covers Ray missing and --gpus-per-task without CUDA)
+    cli("run-ray-unreachable", "run", "smoke", "--executor", "ray", "--address", "127.0.0.1:1", "--out", "new-run",
+        match="cannot reach"),
+    cli("run-ray-bad-address", "run", "smoke", "--executor", "ray", "--address", "head-node", "--out", "new-run",
+        match="HOST:PORT"),
+    cli("run-ray-option-alone", "run", "smoke", "--address", "auto", "--out", "new-run", match="--executor ray"),
     # --- summary / report / export: run directories and stores
     cli("summary-missing-dir", "summary", "runs/nope"),
     cli("summary-file", "summary", "a-file", match="not a directory"),
@@ -263,6 +269,10 @@ CASES: list[Case] = [
     cli("export-tensorboard-under-file", "export", "runs/good", "--tensorboard", "a-file/tb"),
     cli("export-truncated", "export", "runs/truncated", "--format", "csv", "--out", "tables"),
     # --- probe: shapes, model files, data
+    cli("coordcheck-widths-one", "coordcheck", "--synthetic", "--widths", "128", match="widths"),
+    cli("coordcheck-widths-word", "coordcheck", "--synthetic", "--widths", "wide", match="widths"),
+    cli("coordcheck-family", "coordcheck", "--synthetic", "--family", "vit", match="family"),
+    cli("coordcheck-base", "coordcheck", "--synthetic", "--base", "zeros", match="base"),
     cli("probe-depth-zero", "probe", "--depth", "0"),
     cli("probe-width-zero", "probe", "--width", "0"),
     cli("probe-out-zero", "probe", "--out-features", "0", match="--out-features"),
@@ -402,7 +412,7 @@ def _time_limit(seconds: int):
 
 def test_the_catalogue_is_broad():
     commands = {c.argv[0] for c in CASES if c.argv}
-    assert commands == {"schemes", "run", "summary", "report", "export", "probe", "check"}
+    assert commands == {"schemes", "run", "summary", "report", "export", "probe", "check", "coordcheck"}
     assert len(CASES) >= 60 and sum(c.argv is None for c in CASES) >= 10
     assert len({c.id for c in CASES}) == len(CASES)
 
