@@ -43,6 +43,20 @@ def _uncaught(stderr: str) -> list[str]:
             if "Uncaught" in line or ("CONSOLE" in line and "error" in line.lower())]
 
 
+def rendered_dom(page: Path, profile: Path) -> str:
+    """The DOM of *page* after Chromium loaded it, asserting that it loaded without an
+    error: exit 0, the page's ``load`` fired, its error capture counted none, and no
+    uncaught exception or console error on stderr."""
+    res = _chromium(page, profile, "--dump-dom", "--virtual-time-budget=5000")
+    assert res.returncode == 0, res.stderr[-2000:]
+    dom = res.stdout
+    root = re.search(r"<html[^>]*>", dom).group(0)
+    assert 'data-ready="1"' in root, "the page never fired 'load'"
+    assert 'data-errors="0"' in root, re.search(r'data-error-messages="([^"]*)"', root)
+    assert not _uncaught(res.stderr), _uncaught(res.stderr)
+    return dom
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rd = real_run(tmp_path_factory.mktemp("browser") / "run")
@@ -50,13 +64,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_report_renders_without_errors(report: Path, tmp_path: Path) -> None:
-    res = _chromium(report, tmp_path / "p1", "--dump-dom", "--virtual-time-budget=5000")
-    assert res.returncode == 0, res.stderr[-2000:]
-    dom = res.stdout
-    root = re.search(r"<html[^>]*>", dom).group(0)
-    assert 'data-ready="1"' in root, "the page never fired 'load'"
-    assert 'data-errors="0"' in root, re.search(r'data-error-messages="([^"]*)"', root)
-    assert not _uncaught(res.stderr), _uncaught(res.stderr)
+    dom = rendered_dom(report, tmp_path / "p1")
     for section in SECTIONS:
         assert re.search(rf'<section id="{section}" data-section="{section}">', dom), section
     # the selector script ran: of the 3 layers' figure blocks exactly one is visible
