@@ -89,23 +89,60 @@ def test_a_worker_killed_mid_task_is_retried_and_each_cell_finishes_once(cluster
         assert_same_results(store, local_results)
 
 
+def _waiting_group(marker: str):
+    """The engine's train_group, except that each task waits after reporting epoch 1 until
+    ``marker`` names a removed node that is not its own, so that both tasks are mid-task when
+    the node goes, whatever the machine's speed: the task on the removed node never goes
+    on, the other one and the retry (on the surviving node) do."""
+    def train_group(cells, sink):
+        import time
+        from pathlib import Path
+
+        import ray
+
+        from initlab.study.local import engine_train_group
+
+        node = ray.get_runtime_context().get_node_id()
+
+        def may_go_on() -> bool:
+            return Path(marker).exists() and Path(marker).read_text() != node
+
+        class Waiter:
+            def __getattr__(self, name):
+                return getattr(sink, name)
+
+            def epoch(self, cell, record, **kw):
+                sink.epoch(cell, record, **kw)
+                deadline = time.monotonic() + 120
+                while record.epoch == 1 and not may_go_on() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+
+        engine_train_group()(cells, Waiter())
+    return train_group
+
+
 def test_a_node_removed_mid_task_is_retried_on_the_other_node(cluster, local_results, tmp_path) -> None:
     worker_node = cluster.list_all_nodes()[1]
     db = tmp_path / "run" / "initlab.sqlite"
+    marker = tmp_path / "removed"
     removed = threading.Event()
 
-    def remove_when_training() -> None:  # both tasks run, one per node: remove the second node
-        deadline = time.monotonic() + 60
-        while count(db, "SELECT count(DISTINCT cell) FROM epochs") < 2 and time.monotonic() < deadline:
+    def remove_when_training() -> None:  # both tasks hold at epoch 1, one per node: remove the second node
+        deadline = time.monotonic() + 120
+        while count(db, "SELECT count(DISTINCT cell) FROM epochs WHERE epoch >= 1") < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         cluster.remove_node(worker_node, allow_graceful=False)
         removed.set()
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(worker_node.node_id)
+        tmp.replace(marker)  # atomic: a task never reads half a node id
 
     lines: list[str] = []
     remover = threading.Thread(target=remove_when_training, daemon=True)
+    executor = RayExecutor(train_group=_waiting_group(str(marker)), ship_data=True, log=lines.append)
     with Store.create(tmp_path / "run") as store:
         remover.start()
-        result = run_study(smoke(EPOCHS), store, executor=RayExecutor(log=lines.append), max_group_size=1)
+        result = run_study(smoke(EPOCHS), store, executor=executor, max_group_size=1)
         remover.join(10)
         assert removed.is_set()
         assert result.complete and (result.done, result.failed) == (2, 0)
