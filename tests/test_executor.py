@@ -21,16 +21,7 @@ from initlab.study.executor import GroupDriver, LocalExecutor
 from initlab.study.local import engine_train_group
 
 from test_store import _study, _train_all
-
-
-def _data(n_train: int = 128, n_val: int = 64):
-    from initlab.engine.inputs import TrainData
-
-    g = torch.Generator().manual_seed(0)
-    y = torch.randint(0, 10, (n_train + n_val,), generator=g)
-    x = 0.1 * torch.rand(n_train + n_val, 28, 28, generator=g)
-    x[torch.arange(n_train + n_val), 2 * y] += 0.9
-    return TrainData(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+from test_study_local import _data
 
 
 def _tables(store: Store) -> dict[str, list]:
@@ -82,7 +73,7 @@ class ReplayExecutor:
 def test_events_replayed_on_the_driver_write_what_the_local_executor_writes(tmp_path: Path) -> None:
     study = StudyConfig(name="e", schemes=("he_normal", "lsuv", "zeros"), seeds=2, models=(MLPSpec(hidden=(16,)),),
                         train={"epochs": 2, "batch_size": 32}).expand()
-    data = _data()
+    data = _data(128, 64)
     with Store.create(tmp_path / "local") as local, Store.create(tmp_path / "replay") as replay:
         run_study(study, local, engine_train_group(loader=lambda c: data), max_group_size=4)
         executor = ReplayExecutor(engine_train_group(loader=lambda c: data))

@@ -35,7 +35,7 @@ from typing import Any
 from initlab.errors import InitlabError
 from initlab.records import CellStatus, Divergence, EpochRecord, StepRecord
 from initlab.study.cell import Cell
-from initlab.study.executor import StoreSink
+from initlab.study.executor import GroupCells, StoreSink
 from initlab.study.store import Store
 
 __all__ = ["EventSink", "apply_event", "end_event", "store_snapshot", "stream_group"]
@@ -84,7 +84,7 @@ class _StoreView:
         self._emit({"kind": "probe_error", "model": model, "dataset": dataset, "error": error})
 
 
-class EventSink:
+class EventSink(GroupCells):
     """The :class:`~initlab.study.executor.StoreSink` interface on a worker: every report
     is handed to ``emit`` as an event (module docstring) instead of being written."""
 
@@ -152,14 +152,6 @@ class EventSink:
 
     def log(self, line: str) -> None:
         self._emit({"kind": "log", "line": line})
-
-    @property
-    def unfinished(self) -> list[str]:
-        return [c.key for c in self.cells if c.key not in self._finished]
-
-    @property
-    def statuses(self) -> dict[str, CellStatus]:
-        return dict(self._finished)
 
 
 def end_event(wall: float, error: str | None = None) -> Event:

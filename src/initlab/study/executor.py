@@ -49,7 +49,26 @@ __all__ = ["Executor", "GroupDriver", "LocalExecutor", "OnRecord", "RunResult", 
            "TrainGroup", "run_study"]
 
 
-class StoreSink:
+class GroupCells:
+    """What a sink of one group knows about its cells' ends (the driver's
+    :class:`StoreSink` and a worker's :class:`~initlab.study.events.EventSink` alike):
+    ``cells`` in group order and ``_finished``, each finished cell's status."""
+
+    cells: tuple[Cell, ...]
+    _finished: dict[str, CellStatus]
+
+    @property
+    def unfinished(self) -> list[str]:
+        """Keys of the group's cells not finished yet, in group order."""
+        return [c.key for c in self.cells if c.key not in self._finished]
+
+    @property
+    def statuses(self) -> dict[str, CellStatus]:
+        """Final status of each finished cell."""
+        return dict(self._finished)
+
+
+class StoreSink(GroupCells):
     """The reporting interface a trainer gets for one group of running cells.
 
     A cell may be named by its :class:`Cell`, its key, or its position in the group
@@ -128,16 +147,6 @@ class StoreSink:
     def meta(self, key: str, value: Any) -> None:
         """Run information (device, versions, ...) for the whole run."""
         self.store.set_meta(key, value)
-
-    @property
-    def unfinished(self) -> list[str]:
-        """Keys of the group's cells not finished yet, in group order."""
-        return [c.key for c in self.cells if c.key not in self._finished]
-
-    @property
-    def statuses(self) -> dict[str, CellStatus]:
-        """Final status of each finished cell."""
-        return dict(self._finished)
 
 
 #: ``train_group(cells, sink)``: train the cells of one group, reporting through ``sink``.
