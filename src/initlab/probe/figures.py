@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from initlab.errors import InitlabError
 
@@ -113,3 +113,49 @@ def save_probe_figures(result: ProbeResult, directory: str | Path, *, prefix: st
         fig.savefig(path, format="png")
         paths.append(path)
     return paths
+
+
+#: Marker colours of the calibration figure: ok green, each failure kind its own colour.
+_VERDICT_COLORS = {"ok": "#2a9d3a", "vanishing_signal": "#1f77b4", "exploding_signal": "#d62728",
+                   "vanishing_gradients": "#9467bd", "exploding_gradients": "#ff7f0e", "dead_units": "#7f7f7f",
+                   "saturation": "#8c564b", "unbroken_symmetry": "#17becf"}
+
+
+def calibration_figure(points: Sequence[Mapping[str, Any]], *, title: str = "Probe score vs trained accuracy") -> Any:
+    """Score vs trained accuracy, one panel per optimizer, points coloured by the calibrated
+    verdict. *points*: dicts with ``score``, ``accuracy``, ``verdict`` and ``optimizer``
+    (e.g. :func:`initlab.probe.calibration.heldout_points`, or a recommendation's
+    predictions beside its confirmed training). Returns a ``matplotlib.figure.Figure``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not points:
+        raise InitlabError("no points to draw; give at least one (score, accuracy, verdict, optimizer)")
+    opts = sorted({str(p["optimizer"]) for p in points})
+    fig = Figure(figsize=(5.0 * len(opts), 4.2), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(opts), squeeze=False)[0]
+    for ax, opt in zip(axes, opts):
+        mine = [p for p in points if p["optimizer"] == opt]
+        for verdict in sorted({p["verdict"] for p in mine}, key=lambda v: (v != "ok", v)):
+            sel = [p for p in mine if p["verdict"] == verdict]
+            ax.scatter([p["score"] for p in sel], [p["accuracy"] for p in sel], s=16, alpha=0.75,
+                       color=_VERDICT_COLORS.get(verdict, "k"), label=f"{verdict} ({len(sel)})")
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_xlabel("calibrated score at init")
+        ax.set_ylabel("test accuracy after training")
+        ax.set_title(f"{opt}: {len(mine)} points")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title)
+    return fig
+
+
+def save_calibration_figure(points: Sequence[Mapping[str, Any]], path: str | Path, *,
+                            title: str = "Probe score vs trained accuracy (held-out models)") -> Path:
+    """Write :func:`calibration_figure` of *points* (e.g.
+    :func:`initlab.probe.calibration.heldout_points`) as a PNG file."""
+    fig = calibration_figure(points, title=title)
+    p = Path(path)
+    fig.savefig(p, format="png")
+    return p
