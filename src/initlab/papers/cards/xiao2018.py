@@ -1,0 +1,188 @@
+"""Card ``xiao2018``: Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington (2018),
+"Dynamical Isometry and a Mean Field Theory of CNNs: How to Train 10,000-Layer Vanilla
+Convolutional Neural Networks", ICML; Sec. 2.4 (the delta-orthogonal kernel: an
+orthogonal matrix at the spatial centre tap, zeros elsewhere) and Fig. 2 / Fig. 4 (on the
+critical line ``sigma_w^2 = 1``, ``sigma_b -> 0``, a tanh CNN with delta-orthogonal kernels
+keeps the singular values of its input-output Jacobian concentrated near 1 at any depth;
+with i.i.d. Gaussian kernels of the same variance the spectrum spreads out and its small
+singular values collapse geometrically with depth).
+
+Setting: a vanilla tanh CNN at initialization, no training: the ``cnn`` family's conv stack
+without its pooling head (input -> (conv3x3 tanh) x depth, C channels, padding 1, zero
+biases, as ``benchmarks/evidence_delta_orthogonal.py`` builds it), so the Jacobian is the
+square ``(C H W) x (C H W)`` map the paper studies. Gaussian is ``normal_recipe``
+(``N(0, 1/fan_in)``, ``fan_in = 9 C``, i.e. ``sigma_w^2 = 1``). Inputs are N(0, 0.01^2)
+noise: the critical fixed point ``q* ~ 0`` of ``sigma_b = 0`` (with unit-variance inputs
+the first layers saturate and isometry does not hold, as the paper says too). The weights
+are drawn by :func:`initlab.apply` (seed 0) and the Jacobian is the chain-rule product of
+the layers' dense matrices, in float64 (:func:`jacobian`; the probe's ``torch.func.jacrev``
+gives the same matrix in float32, whose rounding floor of about 1e-9 hides the Gaussian
+net's smallest singular values, and runs the 100-layer backward under vmap far slower on
+the CPU), at 2 inputs.
+
+Scaled down: the paper goes to 10,000 layers with 256+ channels on 32x32 images (and also
+trains them); here depths 100 and 200 with 8 channels at 4x4 (a 128 x 128 Jacobian; the
+README's evidence uses 8x8), a minute or so on 2 shared CPU cores. The paper's training experiment (Fig. 1) is not run: a
+100-layer CNN trained long enough to separate the two inits does not fit the card's
+10-minute budget on this machine. Quick: depth 100 only, 4 channels at 4x4 (64 x 64), 1
+input.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from initlab.papers.card import Card, Check, Measured
+from initlab.papers.context import CardContext
+
+DELTA, GAUSS = "delta_orthogonal", "normal_recipe"
+NEAR = (0.5, 1.5)
+
+
+def conv_stack(depth: int, channels: int, size: int) -> torch.nn.Module:
+    """The ``cnn`` family's body: input -> (conv3x3 tanh) x depth, no pooling head."""
+    from initlab.engine.families import spec_from_dict
+
+    model = spec_from_dict({"kind": "cnn", "depth": depth, "channels": channels, "activation": "tanh",
+                            "input_shape": [channels, size, size]}).build()
+    return torch.nn.Sequential(*list(model.children())[:-3])  # drop gap, flatten, head
+
+
+def conv_matrix(layer: torch.nn.Conv2d, shape: tuple[int, int, int]) -> torch.Tensor:
+    """The convolution (without its bias) as a dense ``(C' H' W') x (C H W)`` float64 matrix:
+    the layer applied to every basis image. Each output of a basis image is one weight (or
+    0), so the float32 convolution builds the matrix exactly."""
+    import torch.nn.functional as F
+
+    n = int(np.prod(shape))
+    basis = torch.eye(n, dtype=layer.weight.dtype).reshape(n, *shape)
+    with torch.no_grad():
+        cols = F.conv2d(basis, layer.weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+    return cols.reshape(n, -1).T.double()
+
+
+def jacobian(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The input-output Jacobian ``d out / d x`` of the conv stack at one input ``x`` (C, H, W),
+    a ``(C H W) x (C H W)`` float64 matrix, by the chain rule layer by layer: ``h = M a + b``
+    at a convolution (``M`` its dense matrix, :func:`conv_matrix`), ``J <- M J``; ``a =
+    tanh(h)``, ``J <- diag(1 - tanh(h)^2) J`` at a tanh. Exact (the product
+    ``torch.func.jacfwd`` computes) and, in float64, keeps the smallest singular values
+    above the rounding floor."""
+    shape = tuple(x.shape)
+    a = x.reshape(-1).double()
+    jac = torch.eye(a.numel(), dtype=torch.float64)
+    h = a
+    for layer in model:
+        if isinstance(layer, torch.nn.Conv2d):
+            m = conv_matrix(layer, shape)  # type: ignore[arg-type]
+            bias = layer.bias.detach().double().repeat_interleave(m.shape[0] // layer.out_channels) \
+                if layer.bias is not None else 0.0
+            h = m @ a + bias
+            jac = m @ jac
+            a = h
+        elif isinstance(layer, torch.nn.Tanh):
+            jac = (1.0 - torch.tanh(h) ** 2)[:, None] * jac
+            a = torch.tanh(h)
+    return jac
+
+
+def _spectra(depth: int, channels: int, size: int, inputs: int) -> dict[str, np.ndarray]:
+    import initlab
+
+    x = 0.01 * torch.randn(inputs, channels, size, size, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for scheme in (DELTA, GAUSS):
+        model = conv_stack(depth, channels, size)
+        initlab.apply(model, scheme, seed=0)
+        sv = [torch.linalg.svdvals(jacobian(model, xi)).numpy() for xi in x]
+        out[scheme] = np.concatenate(sv)
+    return out
+
+
+def _near(sv: np.ndarray) -> float:
+    return float(np.mean((sv > NEAR[0]) & (sv < NEAR[1])))
+
+
+def _spread(sv: np.ndarray) -> float:
+    """Decades between the 10th and 90th percentile of the singular values."""
+    logs = np.log10(np.maximum(sv, 1e-300))
+    return float(np.percentile(logs, 90) - np.percentile(logs, 10))
+
+
+def measure(s: Mapping[str, Any], ctx: CardContext) -> Measured:
+    depths = [int(d) for d in s["depths"]]
+    c, size, k = int(s["channels"]), int(s["size"]), int(s["inputs"])
+    spectra = {d: _spectra(d, c, size, k) for d in depths}
+    stats = {d: {sch: {"near_1": _near(sv), "spread": _spread(sv), "median": float(np.median(sv)),
+                       "min": float(sv.min()), "max": float(sv.max())} for sch, sv in sp.items()}
+             for d, sp in spectra.items()}
+    dl = ", ".join(map(str, depths))
+    dd = [stats[d][DELTA] for d in depths]
+    gg = [stats[d][GAUSS] for d in depths]
+    checks = [
+        Check("delta-orthogonal concentrated near 1",
+              f"delta-orthogonal, depth {dl}: >= 90% of the singular values in (0.5, 1.5), median in [0.8, 1.2] "
+              "and 10-90% spread <= 0.2 decade",
+              "; ".join(f"L={d}: {100 * x['near_1']:.1f}% in (0.5, 1.5), median {x['median']:.3f}, spread "
+                        f"{x['spread']:.3f} dec" for d, x in zip(depths, dd)),
+              all(x["near_1"] >= 0.9 and 0.8 <= x["median"] <= 1.2 and x["spread"] <= 0.2 for x in dd)),
+        Check("Gaussian spread out",
+              f"Gaussian N(0, 1/fan_in), same depths: <= 10% of the singular values in (0.5, 1.5) and 10-90% "
+              "spread >= 2 decades",
+              "; ".join(f"L={d}: {100 * x['near_1']:.1f}% in (0.5, 1.5), spread {x['spread']:.2f} dec, median "
+                        f"{x['median']:.2g}" for d, x in zip(depths, gg)),
+              all(x["near_1"] <= 0.1 and x["spread"] >= 2.0 for x in gg)),
+    ]
+    if len(depths) > 1:
+        checks.append(Check(
+            "Gaussian collapses with depth",
+            f"Gaussian: the median singular value falls with depth ({dl}) by >= 10x from the shallowest to the deepest",
+            ", ".join(f"L={d}: {x['median']:.3g}" for d, x in zip(depths, gg)),
+            gg[-1]["median"] * 10 <= gg[0]["median"]))
+    figures = []
+    plt = ctx.pyplot()
+    fig, axes = plt.subplots(1, len(depths), figsize=(4.6 * len(depths), 3.3), squeeze=False)
+    for ax, d in zip(axes[0], depths):
+        for sch, label, color in ((DELTA, "delta-orthogonal", "tab:red"), (GAUSS, "Gaussian", "tab:blue")):
+            ax.hist(np.log10(np.maximum(spectra[d][sch], 1e-30)), bins=40, alpha=0.6, color=color, label=label)
+        ax.axvline(0.0, color="gray", ls=":", lw=1)
+        ax.set(xlabel="log10 singular value of J", ylabel="count",
+               title=f"tanh CNN, depth {d}, {c} ch at {size}x{size}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    rel = ctx.figure(fig, "spectra", "Jacobian singular values of deep tanh CNNs: delta-orthogonal vs Gaussian")
+    if rel:
+        figures.append(rel)
+    ours = "; ".join(f"L={d}: delta-orth {100 * stats[d][DELTA]['near_1']:.0f}% in (0.5,1.5) (median "
+                     f"{stats[d][DELTA]['median']:.3f}), Gaussian {100 * stats[d][GAUSS]['near_1']:.0f}% (median "
+                     f"{stats[d][GAUSS]['median']:.2g})" for d in depths)
+    values = {"stats": {str(d): v for d, v in stats.items()}, "jacobian_size": c * size * size}
+    return Measured(checks, ours, values, figures)
+
+
+CARD = Card(
+    name="xiao2018",
+    title="Dynamical isometry of CNNs: the delta-orthogonal kernel",
+    claim="On the critical line, a vanilla tanh CNN of 100+ layers with delta-orthogonal kernels has input-output "
+          "Jacobian singular values concentrated near 1, while Gaussian kernels of the same variance spread them "
+          "over many decades, collapsing with depth.",
+    citation="Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington (2018), Dynamical Isometry and a Mean Field Theory "
+             "of CNNs: How to Train 10,000-Layer Vanilla Convolutional Neural Networks, ICML",
+    figure="Sec. 2.4, Fig. 2 and Fig. 4 (Jacobian spectra)",
+    setting="tanh conv stack (3x3, padding 1, zero biases) at init, sigma_w^2 = 1, inputs at q* ~ 0 (std 0.01)",
+    scaled_down="depths 100 and 200, 8 channels at 4x4 (a 128 x 128 Jacobian) at 2 inputs (paper: up to 10,000 "
+                "layers, wide, and trained); no training (does not fit 10 minutes); quick: depth 100, 4 channels at "
+                "4x4, 1 input",
+    quantity="fraction of Jacobian singular values in (0.5, 1.5), their median and 10-90% spread (decades)",
+    paper_value=None,
+    criterion="delta-orthogonal: >= 90% in (0.5, 1.5), median in [0.8, 1.2], spread <= 0.2 decade at every depth; "
+              "Gaussian: <= 10% in (0.5, 1.5), spread >= 2 decades, median falling >= 10x from depth 100 to 200",
+    full={"depths": [100, 200], "channels": 8, "size": 4, "inputs": 2},
+    quick={"depths": [100], "channels": 4, "size": 4, "inputs": 1},
+    measure=measure,
+    order=8,
+    needs_data=False,
+)
