@@ -121,8 +121,8 @@ def test_registry_lists_exactly_the_card_files() -> None:
 
     files = {m.name for m in pkgutil.iter_modules(cards.__path__) if not m.name.startswith("_")}
     assert set(papers.card_names()) == files
-    assert papers.card_names()[:7] == ["article", "he2015", "glorot2010", "saxe2014", "schoenholz2017",
-                                       "pennington2017", "lsuv2016"]
+    assert papers.card_names()[:10] == ["article", "he2015", "glorot2010", "saxe2014", "schoenholz2017",
+                                        "pennington2017", "lsuv2016", "xiao2018", "fixup2019", "mup2021"]
     for card in papers.all_cards():  # each card states its claim, source and criterion before running
         assert card.claim and card.citation and card.figure and card.criterion and card.scaled_down
         module = __import__(f"initlab.papers.cards.{card.name}", fromlist=["CARD"])
@@ -183,3 +183,39 @@ def test_out_not_writable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_unknown_name_error_type() -> None:
     with pytest.raises(UnknownNameError, match="choose from article"):
         papers.get_card("nope")
+
+
+def test_xiao2018_jacobian_is_the_chain_rule() -> None:
+    """The card's float64 layer-by-layer Jacobian equals autograd's on a small conv stack
+    with non-zero biases (float64 both; 1e-12 absolute on entries of order 0.1)."""
+    import torch
+
+    import initlab
+    from initlab.papers.cards import xiao2018
+
+    model = xiao2018.conv_stack(4, 2, 3)
+    initlab.apply(model, "normal_recipe", seed=0)
+    gen = torch.Generator().manual_seed(1)
+    for m in model:
+        if isinstance(m, torch.nn.Conv2d):
+            with torch.no_grad():
+                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=gen))
+    x = 0.5 * torch.randn(2, 3, 3, generator=gen)
+    ours = xiao2018.jacobian(model, x)
+    double = model.double()
+    ref = torch.autograd.functional.jacobian(lambda z: double(z.unsqueeze(0)).reshape(-1), x.double()).reshape(18, 18)
+    assert ours.shape == (18, 18) and float(ref.abs().max()) > 0.01
+    assert torch.allclose(ours, ref, atol=1e-12, rtol=0)
+
+
+def test_training_cards_count_divergence_as_infinite_loss() -> None:
+    from types import SimpleNamespace
+
+    from initlab.papers.cards import fixup2019, mup2021
+    from initlab.records import CellStatus
+
+    ep = [SimpleNamespace(epoch=0, train_loss=math.nan), SimpleNamespace(epoch=1, train_loss=1.25)]
+    done = SimpleNamespace(status=CellStatus.DONE, epochs=ep)
+    gone = SimpleNamespace(status=CellStatus.DIVERGED, epochs=ep[:1])
+    for f in (fixup2019._final_train_loss, mup2021._loss):
+        assert f(done) == 1.25 and f(gone) == math.inf
