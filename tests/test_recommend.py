@@ -258,3 +258,62 @@ def test_confirm_a_module_and_the_cli(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["confirmation"]["dataset"] == "fashion-mnist"
     assert [c["trained"] is not None for c in d["candidates"]].count(True) == 2
+
+
+# -- the report's recommendation section ------------------------------------------------------
+
+def test_report_section_ranks_each_probed_group_beside_its_training(tmp_path, monkeypatch):
+    from initlab.probe import ProbeResult
+    from initlab.report.build import build_report
+    from initlab.report.recommendation import rank, within_spread as rule
+    from initlab.report.synthetic import synthetic_run
+
+    run = synthetic_run(tmp_path, schemes=("zeros", "he_normal"), seeds=(0, 1), widths=(16, 8, 10), epochs=1,
+                        model="mlp-a")
+    probe = initlab.probe(MLPSpec(16, (8,), 10, dropout=0.0), schemes=["zeros", "he_normal"], n_inputs=16,
+                          jacobian=False)
+    run.probes = {("mlp-a", "fashion-mnist"): ProbeResult.from_dict(json.loads(probe.to_json()))}
+    points = [{"score": 0.9, "accuracy": 0.8, "verdict": "ok", "optimizer": "adam", "split": "heldout"},
+              {"score": 0.1, "accuracy": 0.1, "verdict": "vanishing_signal", "optimizer": "sgd", "split": "train"}]
+    monkeypatch.setattr(calibration, "calibration_points", lambda optimizer=None: points, raising=False)
+    text = build_report(tmp_path, data=run).read_text()
+    body = text[text.index('<section id="recommendation"'):]
+    body = body[:body.index("</section>")]
+    ranked = [sp.scheme for sp, _ in rank(probe, "adam")]
+    assert ranked[0] == "he_normal"
+    assert body.index(">he_normal<") < body.index(">zeros<")
+    assert "Top-ranked <b>he_normal</b>" in body and "seed-to-seed spread" in body
+    assert "recommend_calibration.png" in body and (tmp_path / "figures" / "recommend_calibration.png").is_file()
+    assert rule([0.8, 0.8], [0.8, 0.84]) and not rule([0.5], [0.8, 0.84])
+
+
+def test_report_section_without_calibration_data_says_so(tmp_path, monkeypatch):
+    from initlab.probe import ProbeResult
+    from initlab.report.build import _Ctx
+    from initlab.report.recommendation import section
+    from initlab.report.synthetic import synthetic_run
+
+    run = synthetic_run(tmp_path, schemes=("zeros", "he_normal"), seeds=(0,), widths=(16, 8, 10), epochs=1,
+                        model="mlp-a")
+    probe = initlab.probe(MLPSpec(16, (8,), 10, dropout=0.0), schemes=["zeros", "he_normal"], n_inputs=16,
+                          jacobian=False)
+    run.probes = {("mlp-a", "fashion-mnist"): probe}
+
+    def missing(optimizer=None):
+        raise InitlabError("no calibration grid")
+
+    monkeypatch.setattr(calibration, "calibration_points", missing, raising=False)
+    body = section(_Ctx(run, tmp_path / "figures"))
+    assert "No calibration data to draw" in body and "he_normal" in body
+
+
+def test_weight_histograms_of_a_few_ulps_range():
+    """A trained constant init (``ones``) keeps weights within a few float32 ulps of 1, which
+    float32 cannot split into 40 bins; the recorder bins them in float64."""
+    import numpy as np
+
+    from initlab.engine.recorders import _rows_stats
+
+    row = np.float32(1.0) + np.arange(5, dtype=np.float32) * np.float32(1.2e-7)
+    (d,) = _rows_stats(row.reshape(1, -1), 40)
+    assert sum(d["counts"]) == 5 and len(d["edges"]) == 41

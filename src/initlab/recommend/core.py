@@ -15,7 +15,8 @@ For a model (an ``nn.Module``, a function returning one, a model spec of any fam
    (:func:`initlab.probe.calibration.predict`) and ranks by its score; equal scores
    (it is rounded to 4 digits and saturates near 1) are ordered by the probe's raw
    verdicts (fewer first), then by :func:`_deviation` (how far the probe is from
-   preserving signal and gradients over the depth), then by the candidates' order;
+   preserving signal and gradients over the depth), then by the candidates' order
+   (:func:`initlab.report.recommendation.rank`, which the study report's ranking uses too);
 3. with ``confirm_epochs > 0``, trains the ``top`` best-ranked schemes and
    ``torch_default`` (the framework default) in one short study
    (:func:`initlab.recommend.confirm.confirm`) and records each one's final validation
@@ -214,18 +215,6 @@ def _input_shape(module: nn.Module, where: tuple[str, str | None] | None,
     return tuple(input_shape)
 
 
-def _deviation(sp: Any) -> float:
-    """How far one scheme's probe is from preserving signal and gradients:
-    ``L (|ln signal_rate| + |ln gradient_rate|)`` over its ``L`` measured layers (the
-    compounded change in nepers; ``inf`` where a rate is not measurable)."""
-    total = 0.0
-    for rate in (sp.signal_rate, sp.gradient_rate):
-        if not (isinstance(rate, float) and math.isfinite(rate) and rate > 0):
-            return math.inf
-        total += abs(math.log(rate))
-    return len(sp.layers) * total
-
-
 def _check(name: str, value: Any, lo: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
         raise InitlabError(f"{name} must be an integer >= {lo}, got {value!r}")
@@ -268,7 +257,6 @@ def recommend(model: Any, data: Any = None, *, input_shape: Sequence[int] | None
             optimizer or scheme, a bad count.
     """
     from initlab.probe import probe
-    from initlab.probe.calibration import predict
 
     if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
         raise UnknownNameError(f"unknown optimizer {optimizer!r}{suggest(str(optimizer), list(OPTIMIZERS))}; "
@@ -296,14 +284,9 @@ def recommend(model: Any, data: Any = None, *, input_shape: Sequence[int] | None
         chosen.append(FRAMEWORK_DEFAULT)
     shape = _input_shape(module, where, shape)
     result = probe(target, None, chosen, input_shape=shape, n_inputs=N_INPUTS, seed=seed, jacobian=False)
-    ranked = []
-    for i, sp in enumerate(result.schemes):
-        p = predict(sp, optimizer=optimizer)
-        score = float(p.score)
-        ranked.append(((-score if math.isfinite(score) else math.inf, len(sp.verdicts), _deviation(sp), i),
-                       Candidate(sp.scheme, p, tuple(v.kind for v in sp.verdicts))))
-    ranked.sort(key=lambda t: t[0])
-    candidates = [c for _, c in ranked]
+    from initlab.report.recommendation import rank
+
+    candidates = [Candidate(sp.scheme, p, tuple(v.kind for v in sp.verdicts)) for sp, p in rank(result, optimizer)]
     confirmation = None
     if confirm_epochs > 0:
         from initlab.recommend.confirm import confirm

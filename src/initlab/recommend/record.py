@@ -73,14 +73,13 @@ class Trained:
 def within_spread(candidate: Trained, best: Trained) -> bool:
     """Whether *candidate* lands within the seed-to-seed spread of *best*: its mean final
     accuracy is at most ``max(spread(best), spread(candidate))`` below best's mean (the
-    spreads are the sample standard deviations over seeds). A candidate with no finished
-    seed never does; against a best with none, any finished candidate does."""
-    if not candidate.accuracies:
-        return False
-    if not best.accuracies:
-        return True
-    tol = max(best.spread, candidate.spread)
-    return candidate.mean >= best.mean - tol - 1e-12
+    spreads are the sample standard deviations over seeds;
+    :func:`initlab.report.recommendation.within_spread`, the study report's rule too). A
+    candidate with no finished seed never does; against a best with none, any finished
+    candidate does."""
+    from initlab.report.recommendation import within_spread as rule
+
+    return rule(candidate.accuracies, best.accuracies)
 
 
 @dataclass(frozen=True)
