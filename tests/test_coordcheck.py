@@ -1,5 +1,6 @@
-"""initlab coordcheck (initlab.probe.coordcheck): the slope verdict separates SP from muP on
-a small sweep; the CLI writes a figure and JSON; bad input is one line, exit 2."""
+"""initlab coordcheck (initlab.probe.coordcheck): the slope verdict (of std(x_t - x_0), TP5
+Figure 5's quantity) separates SP from muP on a small sweep; the CLI writes a figure and JSON
+with microsoft/mup's default learning rates; bad input is one line, exit 2."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from initlab.cli import main
 from initlab.errors import InitlabError
@@ -28,8 +30,8 @@ def test_slope_and_widths() -> None:
 
 
 def test_small_coordcheck_separates_sp_from_mup() -> None:
-    """Widths 2^5..2^8, 4 Adam steps: SP's hidden and output coordinates grow with width
-    (slope >= 0.4), muP's stay put (|slope| <= 0.2) at every layer."""
+    """Widths 2^5..2^8, 4 Adam steps: the change of SP's hidden and output coordinates grows
+    with width (slope >= 0.4), muP's stays put (|slope| <= 0.2) at every layer."""
     r = coordcheck("mlp", [32, 64, 128, 256], steps=4, lr=0.03, seeds=2, batch_size=128, depth=2)
     assert r.layers == [("1", "input"), ("3", "hidden"), ("5", "output")]
     assert r.mup == "mup(base_width=32)" and r.base == "he_normal"
@@ -41,8 +43,30 @@ def test_small_coordcheck_separates_sp_from_mup() -> None:
     # the zero readout: muP's logits are exactly 0 at init, SP's are not
     assert all(row[0] == 0.0 for row in r.coords["mup"]["5"])
     assert all(row[0] > 0 for row in r.coords["sp"]["5"])
+    # the change: 0 at init; muP's hidden layers do not move in the first step (the zero readout
+    # passes them no gradient), its readout does
+    assert r.measure == "std(x_t - x_0)"
+    assert all(row[0] == 0.0 for p in ("sp", "mup") for rows in r.changes[p].values() for row in rows)
+    assert all(row[1] == 0.0 for n in ("1", "3") for row in r.changes["mup"][n])
+    assert all(row[1] > 0 for row in r.changes["mup"]["5"]) and all(row[1] > 0 for row in r.changes["sp"]["3"])
+    assert all(math.isnan(v[0]) for v in r.slopes_by_step["sp"].values())
+    assert r.slopes["sp"] == {n: v[-1] for n, v in r.slopes_by_step["sp"].items()}
     d = r.to_dict()
     assert d["verdict"]["separates"] is True and d["thresholds"] == {"stable": 0.2, "growth": 0.4}
+    assert d["measure"] == "std(x_t - x_0)" and d["fix_data"] is False
+    assert d["changes"]["sp"]["5"][0][0] == 0.0 and len(d["size_slopes_by_step"]["mup"]["5"]) == 5
+
+
+def test_fix_data_trains_and_measures_one_batch() -> None:
+    """fix_data (microsoft/mup's default): every step trains on the first batch_size inputs and
+    the coordinates are taken on that batch, so n_probe does not matter; without it, it does."""
+    kw = dict(widths=[8, 16], steps=2, seeds=1, batch_size=16, depth=1, lr=0.01)
+    a, b = coordcheck("mlp", fix_data=True, n_probe=32, **kw), coordcheck("mlp", fix_data=True, n_probe=64, **kw)
+    assert a.fix_data and a.changes == b.changes and a.coords == b.coords
+    c, d = coordcheck("mlp", n_probe=32, **kw), coordcheck("mlp", n_probe=64, **kw)
+    assert c.coords != d.coords
+    with pytest.raises(InitlabError, match="batch_size"):
+        coordcheck("mlp", fix_data=True, data=(torch.zeros(8, 784), torch.zeros(8, dtype=torch.long)), **kw)
 
 
 def test_verdict_logic() -> None:
@@ -65,6 +89,12 @@ def test_cli_synthetic_json_and_figure(tmp_path: Path, capsys: pytest.CaptureFix
     d = json.loads(capsys.readouterr().out)
     assert d["widths"] == [16, 32] and d["figure"] == str(fig) and fig.read_bytes()[:4] == b"\x89PNG"
     assert set(d["slopes"]) == {"sp", "mup"} and len(d["coords"]["sp"]["1"]) == 2
+    assert d["lr"] == 1e-3 and d["fix_data"] is False  # microsoft/mup get_coord_data's Adam default
+    rc = main(["coordcheck", "--synthetic", "--widths", "16,32", "--steps", "1", "--seeds", "1", "--depth", "1",
+               "--batch-size", "16", "--optimizer", "sgd", "--fix-data", "--no-figure", "--json"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["lr"] == 0.1 and d["optimizer"] == "sgd" and d["fix_data"] is True and d["figure"] is None
     rc = main(["coordcheck", "--synthetic", "--family", "cnn", "--widths", "4,8", "--steps", "1", "--seeds", "1",
                "--depth", "1", "--batch-size", "8", "--no-figure"])
     assert rc == 0

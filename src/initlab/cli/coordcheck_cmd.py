@@ -4,11 +4,12 @@
     initlab coordcheck --family cnn --widths 2^5..2^9 --steps 4 --lr 0.01 --json
     initlab coordcheck --synthetic --widths 32,64,128,256 --figure out/cc.png
 
-Mean |activation| of every weight layer over the first optimizer steps across widths, under
-the base scheme with one learning rate (SP) and under ``mup`` with its per-parameter learning
-rates; the verdict is the slope of log mean|x| against log width per layer at the last step
+The change of every weight layer's output from initialization, std(x_t - x_0) (Tensor
+Programs V, Figure 5), over the first optimizer steps across widths, under the base scheme with
+one learning rate (SP) and under ``mup`` with its per-parameter learning rates; the verdict is
+the slope of log std(x_t - x_0) against log width per layer at the last step
 (:mod:`initlab.probe.coordcheck`: stable when every |slope| <= 0.2, blows up when the output's
-and a hidden layer's slope >= 0.4).
+and a hidden layer's slope >= 0.4). mean |x_t| is reported beside it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import json
 from typing import Any
 
 from initlab.errors import InitlabError
+
+
+#: the default learning rates of microsoft/mup's ``get_coord_data`` (``lr=None``)
+DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
 
 
 def add_parser(sub: Any) -> None:
@@ -31,7 +36,9 @@ def add_parser(sub: Any) -> None:
                    help="increasing widths: 128,256,512 or 2^7..2^12 (default 2^7..2^12)")
     p.add_argument("--depth", type=int, default=3, help="hidden layers / conv layers / blocks (default 3)")
     p.add_argument("--steps", type=int, default=4, help="optimizer steps (default 4)")
-    p.add_argument("--lr", type=float, default=1e-2, help="the learning rate (SP) and muP's base lr (default 0.01)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="the learning rate (SP) and muP's base lr (default: microsoft/mup get_coord_data's, "
+                        f"{DEFAULT_LR['adam']:g} for adam, {DEFAULT_LR['sgd']:g} for sgd)")
     p.add_argument("--optimizer", default="adam", choices=("adam", "sgd"), help="adam or sgd (default adam)")
     p.add_argument("--seeds", type=int, default=3, help="models per width, averaged (default 3)")
     p.add_argument("--batch-size", type=int, default=64, help="training batch (default 64)")
@@ -41,6 +48,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--data-dir", help="data root (default: INITLAB_DATA_DIR or the cache)")
     p.add_argument("--n-train", type=int, default=4096, help="training images the batches are drawn from "
                                                              "(default 4096)")
+    p.add_argument("--fix-data", action="store_true",
+                   help="train every step on the same batch and measure on it (microsoft/mup's fix_data=True); "
+                        "default: a drawn batch per step, measured on a fixed batch of 256")
     p.add_argument("--synthetic", action="store_true", help="Gaussian inputs and random labels instead of --data")
     p.add_argument("--figure", metavar="PATH", help="PNG to write (default coordcheck-<family>.png)")
     p.add_argument("--no-figure", action="store_true", help="write no figure")
@@ -62,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
                     ("--batch-size", args.batch_size), ("--n-train", args.n_train)):
         if v < 1:
             raise InitlabError(f"{flag} must be >= 1, got {v}")
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.optimizer]
     if not args.lr > 0:
         raise InitlabError(f"--lr must be positive, got {args.lr}")
     if args.base_width is not None and args.base_width < 1:
@@ -85,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         data, name = (ds.train.x, ds.train.y), args.data
     result = coordcheck(args.family, widths, steps=args.steps, lr=args.lr, optimizer=args.optimizer,
                         seeds=args.seeds, batch_size=args.batch_size, depth=args.depth, base=args.base,
-                        base_width=args.base_width, data=data, data_name=name)
+                        base_width=args.base_width, data=data, data_name=name, fix_data=args.fix_data)
     path = str(result.save_figure(figure)) if figure is not None else None
     if args.json:
         d = result.to_dict()

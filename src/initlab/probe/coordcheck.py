@@ -1,19 +1,30 @@
 """The coordinate check of muP (Yang et al. 2022, "Tensor Programs V", section 4 and
-Figure 5; microsoft/mup ``coord_check.py``): how the size of each layer's activations
-changes with width over the first steps of training.
+Figure 5; microsoft/mup ``coord_check.py``): how the size of each layer's activations,
+and of their change by training, depends on width over the first steps of training.
 
 For each parametrization (``sp``: the base scheme with one learning rate; ``mup``: the
 ``mup`` scheme with its per-parameter learning rates, :mod:`initlab.schemes.mup`), each
 width ``w`` and each seed, a model of the family at width ``w`` is initialized and trained
 by ``steps`` steps of Adam (or SGD) at a fixed learning rate on the same batches
-(Fashion-MNIST or a synthetic Gaussian set); before the first step and after each step,
-the mean absolute coordinate of every weight layer's output, ``mean |x| = mean over batch
-and units of |z|`` (Linear/Conv outputs: the input layer, the hidden layers, the logits),
-is recorded on a fixed batch, in eval mode, and averaged over the seeds.
+(Fashion-MNIST or a synthetic Gaussian set). Before the first step and after each step,
+every weight layer's output ``x_t`` (Linear/Conv outputs: the input layer, the hidden
+layers, the logits) is taken on a fixed batch, in eval mode, and two quantities are
+recorded, averaged over the seeds:
 
-The verdict is the **slope** ``s`` of ``log mean|x|`` against ``log width`` (least
+* the **change** ``std(x_t - x_0)``, the standard deviation of the coordinates (over batch,
+  units and positions) of the difference from initialization: what TP5's Figure 5 plots
+  ("the standard deviation of the coordinates of x_t - x_0"). This is the measured
+  quantity of the verdict. muP's claim is about the update: under SP the *initial*
+  coordinates are width-independent by construction (``Var = 1/fan_in``), so ``|x_t|`` is
+  dominated by ``x_0`` until the update outgrows it, and a check on ``|x_t|`` separates
+  only where the learning rate is large enough for that at the smallest width; the change
+  grows as ``width^1`` (Adam, hidden and output layers) or ``width^{1/2}`` (SGD, hidden)
+  at any learning rate, which is what muP removes;
+* the **size** ``mean |x_t|`` (microsoft/mup's ``l1``, for reference; reported, not judged).
+
+The verdict is the **slope** ``s`` of ``log std(x_t - x_0)`` against ``log width`` (least
 squares over the widths) per layer at the last step. Thresholds, fixed before any
-measurement:
+measurement (and kept when the measured quantity became the change):
 
 * a parametrization is **stable** when ``|s| <= STABLE_SLOPE = 0.2`` at every layer (muP's
   claim: every coordinate stays Theta(1) as width grows);
@@ -100,9 +111,10 @@ def slope(widths: Sequence[int], values: Sequence[float]) -> float:
 
 @dataclass
 class CoordCheckResult:
-    """What :func:`coordcheck` measured: ``coords[p][layer][i][t]`` is mean |x| of *layer*
-    under parametrization *p* at ``widths[i]`` after *t* steps (t = 0: at init), averaged
-    over the seeds; ``slopes[p][layer]`` the slope at the last step."""
+    """What :func:`coordcheck` measured: ``changes[p][layer][i][t]`` is ``std(x_t - x_0)``
+    of *layer* under parametrization *p* at ``widths[i]`` after *t* steps (0 at t = 0) and
+    ``coords[p][layer][i][t]`` its ``mean |x_t|`` (t = 0: at init), both averaged over the
+    seeds; ``slopes[p][layer]`` the slope of the change at the last step (the verdict's)."""
 
     family: str
     widths: list[int]
@@ -117,8 +129,16 @@ class CoordCheckResult:
     layers: list[tuple[str, str]]  # (module name, place: input / hidden / output)
     coords: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
     slopes: dict[str, dict[str, float]] = field(default_factory=dict)
-    #: ``slopes_by_step[p][layer][t]``: the slope after t steps (the verdict reads t = steps only)
+    #: ``slopes_by_step[p][layer][t]``: the change's slope after t steps (the verdict reads t = steps
+    #: only; NaN at t = 0, where the change is 0)
     slopes_by_step: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    changes: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+    #: ``size_slopes_by_step[p][layer][t]``: the slope of ``log mean|x_t|`` (for reference)
+    size_slopes_by_step: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    #: what the verdict's slopes are of
+    measure: str = "std(x_t - x_0)"
+    #: every step trained on the measured batch (microsoft/mup's ``fix_data``)
+    fix_data: bool = False
     wall_s: float = 0.0
 
     def stable(self, p: str) -> bool:
@@ -150,19 +170,26 @@ class CoordCheckResult:
 
     def table(self) -> str:
         lines = [f"coordcheck: {self.family}, widths {','.join(map(str, self.widths))}, {self.steps} "
-                 f"{self.optimizer} steps at lr {self.lr:g}, {self.seeds} seed(s), batch {self.batch_size}, "
+                 f"{self.optimizer} steps at lr {self.lr:g}, {self.seeds} seed(s), batch {self.batch_size}"
+                 f"{' (fixed: trained and measured on it)' if self.fix_data else ''}, "
                  f"data {self.data}; SP = {self.base}, muP = {self.mup}",
-                 "slope of log mean|x| vs log width at the last step (and, for reference, the largest over "
-                 "steps 1..last):",
-                 f"{'layer':<24} {'place':<7} {'SP':>8} {'muP':>8}   {'SP max':>8} {'muP max':>8}"]
+                 f"slope of log {self.measure} vs log width at the last step (and, for reference, the largest "
+                 "over steps 1..last, and the slope of log mean|x_t| at the last step):",
+                 f"{'layer':<24} {'place':<7} {'SP':>8} {'muP':>8}   {'SP max':>8} {'muP max':>8}   "
+                 f"{'SP |x|':>8} {'muP |x|':>8}"]
 
         def top(p: str, n: str) -> float:
             vs = [v for v in self.slopes_by_step.get(p, {}).get(n, [])[1:] if math.isfinite(v)]
             return max(vs, key=abs) if vs else float("nan")
 
+        def size(p: str, n: str) -> float:
+            vs = self.size_slopes_by_step.get(p, {}).get(n, [])
+            return vs[-1] if vs else float("nan")
+
         for n, place in self.layers:
             lines.append(f"{n:<24} {place:<7} {self.slopes['sp'][n]:>+8.3f} {self.slopes['mup'][n]:>+8.3f}   "
-                         f"{top('sp', n):>+8.3f} {top('mup', n):>+8.3f}")
+                         f"{top('sp', n):>+8.3f} {top('mup', n):>+8.3f}   {size('sp', n):>+8.3f} "
+                         f"{size('mup', n):>+8.3f}")
         lines.append(self.verdict())
         return "\n".join(lines)
 
@@ -173,30 +200,36 @@ class CoordCheckResult:
                 "layers": [{"name": n, "place": p} for n, p in self.layers],
                 "coords": {p: {n: [[_num(v) for v in row] for row in rows] for n, rows in c.items()}
                            for p, c in self.coords.items()},
+                "measure": self.measure, "fix_data": self.fix_data,
+                "changes": {p: {n: [[_num(v) for v in row] for row in rows] for n, rows in c.items()}
+                            for p, c in self.changes.items()},
                 "slopes": {p: {n: _num(v) for n, v in s.items()} for p, s in self.slopes.items()},
                 "slopes_by_step": {p: {n: [_num(v) for v in vs] for n, vs in s.items()}
                                    for p, s in self.slopes_by_step.items()},
+                "size_slopes_by_step": {p: {n: [_num(v) for v in vs] for n, vs in s.items()}
+                                        for p, s in self.size_slopes_by_step.items()},
                 "thresholds": {"stable": STABLE_SLOPE, "growth": GROWTH_SLOPE},
                 "verdict": {"sp_blows_up": self.blows_up("sp"), "mup_stable": self.stable("mup"),
                             "separates": self.separates, "text": self.verdict()},
                 "wall_s": self.wall_s}
 
     def figure(self) -> Any:
-        """mean |x| against width, one panel per parametrization and step, one line per layer
-        (log-log; a Figure on the Agg canvas, as the probe's figures)."""
+        """``std(x_t - x_0)`` against width, one panel per parametrization and step t = 1..steps,
+        one line per layer (log-log, as TP5's Figure 5; a Figure on the Agg canvas, as the
+        probe's figures)."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        T = self.steps + 1
+        T = self.steps
         fig = Figure(figsize=(2.3 * T + 0.6, 5.0), dpi=110, layout="constrained")
         FigureCanvasAgg(fig)
         axes = fig.subplots(2, T, sharey=True, squeeze=False)  # one scale: SP's growth beside muP's flat lines
         names = {"sp": f"SP ({self.base})", "mup": "muP"}
         for r, p in enumerate(PARAMETRIZATIONS):
-            for t in range(T):
-                ax = axes[r][t]
+            for t in range(1, T + 1):
+                ax = axes[r][t - 1]
                 for n, place in self.layers:
-                    ys = [self.coords[p][n][i][t] for i in range(len(self.widths))]
+                    ys = [self.changes[p][n][i][t] for i in range(len(self.widths))]
                     pts = [(w, y) for w, y in zip(self.widths, ys) if math.isfinite(y) and y > 0]
                     ax.plot(*zip(*pts) if pts else ([], []), marker="o", ms=3, color=f"C{self.layers.index((n, place))}",
                             label=f"{n} ({place})")
@@ -205,10 +238,12 @@ class CoordCheckResult:
                 ax.set_title(f"{names[p]}, t={t}", fontsize=9)
                 if r == 1:
                     ax.set_xlabel("width")
-                if t == 0:
-                    ax.set_ylabel("mean |x|")
+                if t == 1:
+                    ax.set_ylabel("std(x_t - x_0)")
         axes[0][-1].legend(fontsize=7, loc="best")
-        axes[1][-1].legend(fontsize=7, loc="best")  # a layer at exactly 0 (muP's readout at t=0) has no point
+        # a layer whose change is exactly 0 has no point (muP's hidden layers at t=1: the zero readout
+        # passes them no gradient in the first step)
+        axes[1][-1].legend(fontsize=7, loc="best")
         fig.suptitle(f"coordinate check: {self.family}, {self.optimizer} lr {self.lr:g}; "
                      f"{'separates' if self.separates else 'does not separate'} SP / muP", fontsize=10)
         return fig
@@ -247,16 +282,22 @@ def _places(model: nn.Module, spec_scheme: str) -> list[tuple[str, str]]:
 
 
 def _run_one(spec: Any, scheme: str, seed: int, x: torch.Tensor, y: torch.Tensor, probe_x: torch.Tensor,
-             steps: int, lr: float, optimizer: str, batch_size: int) -> dict[str, list[float]]:
+             steps: int, lr: float, optimizer: str, batch_size: int,
+             fix_data: bool = False) -> dict[str, dict[str, list[float]]]:
+    """One model: ``{"size": {layer: [mean |x_t|, t = 0..steps]}, "change": {layer: [std(x_t - x_0)]}}``
+    on *probe_x* (eval mode, after each step). *fix_data*: every step trains on ``x[:batch_size]``
+    (else on a batch drawn from *x* by the seed's generator)."""
     import initlab
     from initlab.engine.multipliers import param_groups
 
     model = spec.build(seed=seed)
     initlab.apply(model, scheme, seed=seed)
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
-    out: dict[str, list[float]] = {n: [] for n, _ in layers}
-    current: dict[str, float] = {}
-    hooks = [m.register_forward_hook(lambda _m, _a, z, n=n: current.__setitem__(n, float(z.detach().abs().mean())))
+    size: dict[str, list[float]] = {n: [] for n, _ in layers}
+    change: dict[str, list[float]] = {n: [] for n, _ in layers}
+    current: dict[str, torch.Tensor] = {}
+    x0: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda _m, _a, z, n=n: current.__setitem__(n, z.detach()))
              for n, m in layers]
     groups = param_groups(model, scheme, lr, optimizer)
     opt = torch.optim.Adam(groups) if optimizer == "adam" else torch.optim.SGD(groups)
@@ -267,13 +308,18 @@ def _run_one(spec: Any, scheme: str, seed: int, x: torch.Tensor, y: torch.Tensor
         with torch.no_grad():
             model(probe_x)
         model.train()
-        for n in out:
-            out[n].append(current[n])
+        for n in size:
+            z = current.pop(n)
+            size[n].append(float(z.abs().mean()))
+            if n not in x0:
+                x0[n] = z.clone()
+            change[n].append(float((z - x0[n]).std(correction=0)))
 
     try:
         record()
         for _ in range(steps):
-            idx = torch.randint(0, x.shape[0], (batch_size,), generator=g)
+            idx = (torch.arange(batch_size) if fix_data
+                   else torch.randint(0, x.shape[0], (batch_size,), generator=g))
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
@@ -281,21 +327,22 @@ def _run_one(spec: Any, scheme: str, seed: int, x: torch.Tensor, y: torch.Tensor
     finally:
         for h in hooks:
             h.remove()
-    return out
+    return {"size": size, "change": change}
 
 
 def coordcheck(family: str = "mlp", widths: Sequence[int] = DEFAULT_WIDTHS, *, steps: int = 4,
-               lr: float = 1e-2, optimizer: str = "adam", seeds: int = 3, batch_size: int = 64,
+               lr: float = 1e-3, optimizer: str = "adam", seeds: int = 3, batch_size: int = 64,
                depth: int = 3, base: str = "he_normal", base_width: int | None = None,
                data: tuple[torch.Tensor, torch.Tensor] | None = None, data_name: str = "synthetic",
-               n_probe: int = 256) -> CoordCheckResult:
+               n_probe: int = 256, fix_data: bool = False) -> CoordCheckResult:
     """Measure the coordinate check (module docstring).
 
     Args:
         family: ``mlp``, ``cnn`` or ``resnet``.
         widths: increasing widths (the muP base width defaults to the first).
         steps: optimizer steps (records at t = 0..steps).
-        lr: the one learning rate (SP) and muP's base learning rate.
+        lr: the one learning rate (SP) and muP's base learning rate (default 1e-3: microsoft/mup
+            ``get_coord_data``'s default for Adam; its SGD default is 0.1).
         optimizer: ``adam`` or ``sgd`` (torch.optim, muP's multipliers as parameter groups).
         seeds: models per width and parametrization (seeds 0..seeds-1), averaged.
         depth: hidden layers (mlp), conv layers (cnn) or blocks (resnet).
@@ -304,7 +351,11 @@ def coordcheck(family: str = "mlp", widths: Sequence[int] = DEFAULT_WIDTHS, *, s
         data: ``(x [N, ...], y [N])``: training images and labels (e.g. Fashion-MNIST); ``None``:
             synthetic Gaussian inputs with random labels (``synthetic_data``).
         data_name: what *data* is, for the record.
-        n_probe: inputs of the fixed batch the activations are measured on.
+        n_probe: inputs of the fixed batch the activations are measured on (without *fix_data*).
+        fix_data: train every step on the same batch (the first *batch_size* inputs) and measure
+            the activations on that batch, as microsoft/mup's ``get_coord_data`` does by default
+            (``fix_data=True``); else each step draws a batch and the first *n_probe* inputs are
+            measured.
     """
     import time
 
@@ -332,20 +383,29 @@ def coordcheck(family: str = "mlp", widths: Sequence[int] = DEFAULT_WIDTHS, *, s
         x, y = data
         x = x.reshape(x.shape[0], *spec0.input_shape).float()
         y = y.long()
-    probe_x = x[:n_probe]
+    if fix_data and batch_size > x.shape[0]:
+        raise InitlabError(f"batch_size {batch_size} is larger than the {x.shape[0]} inputs; use at most "
+                           f"{x.shape[0]}")
+    probe_x = x[:batch_size] if fix_data else x[:n_probe]
     layers = _places(spec0.build(seed=0), mup_scheme)
     result = CoordCheckResult(family, widths, steps, float(lr), optimizer, data_name, seeds, batch_size,
-                              sp_scheme, mup_scheme, layers)
+                              sp_scheme, mup_scheme, layers, fix_data=bool(fix_data))
     for p, scheme in (("sp", sp_scheme), ("mup", mup_scheme)):
         result.coords[p] = {n: [] for n, _ in layers}
+        result.changes[p] = {n: [] for n, _ in layers}
         for w in widths:
             spec = family_spec(family, w, depth)
-            runs = [_run_one(spec, scheme, s, x, y, probe_x, steps, float(lr), optimizer, batch_size)
+            runs = [_run_one(spec, scheme, s, x, y, probe_x, steps, float(lr), optimizer, batch_size, fix_data)
                     for s in range(seeds)]
             for n, _ in layers:
-                result.coords[p][n].append([sum(r[n][t] for r in runs) / seeds for t in range(steps + 1)])
-        result.slopes_by_step[p] = {n: [slope(widths, [c[t] for c in result.coords[p][n]]) for t in range(steps + 1)]
-                                    for n, _ in layers}
+                for key, into in (("size", result.coords), ("change", result.changes)):
+                    into[p][n].append([sum(r[key][n][t] for r in runs) / seeds for t in range(steps + 1)])
+
+        def by_step(c: dict[str, list[list[float]]]) -> dict[str, list[float]]:
+            return {n: [slope(widths, [row[t] for row in c[n]]) for t in range(steps + 1)] for n, _ in layers}
+
+        result.slopes_by_step[p] = by_step(result.changes[p])
+        result.size_slopes_by_step[p] = by_step(result.coords[p])
         result.slopes[p] = {n: v[-1] for n, v in result.slopes_by_step[p].items()}
     result.wall_s = time.perf_counter() - t0
     return result
