@@ -48,6 +48,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--all-layers", action="store_true", help="show every layer in the table")
     p.add_argument("--figures", metavar="DIR", help="write probe_variance.png, probe_gradients.png "
                                                    "(and probe_jacobian.png) into DIR")
+    p.add_argument("--optimizer", default="adam", help="the optimizer the predicted (calibrated) verdicts are "
+                                                       "for: adam or sgd (default adam)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=run)
 
@@ -113,7 +115,9 @@ def _model(args: argparse.Namespace, in_from_data: int | None) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from initlab.probe import probe
+    from initlab.probe.calibration import check_optimizer
 
+    optimizer = check_optimizer(args.optimizer)
     if args.n_inputs < 2:
         raise InitlabError(f"--n-inputs must be >= 2, got {args.n_inputs}")
     if args.data and args.input_shape:
@@ -129,11 +133,14 @@ def run(args: argparse.Namespace) -> int:
     paths = [str(p) for p in result.save_figures(args.figures)] if args.figures else []
     if args.json:
         d = result.to_dict()
+        preds = result.predictions(optimizer)
+        for sd in d["schemes"]:  # beside the raw "verdicts" (measured), the calibrated prediction
+            sd["predicted"] = {"optimizer": optimizer, **preds[sd["scheme"]].to_dict()}
         if paths:
             d["figures"] = paths
         print(json.dumps(d, indent=2, allow_nan=False))
     else:
-        print(result.table(all_layers=args.all_layers))
+        print(result.table(all_layers=args.all_layers, optimizer=optimizer))
         for p in paths:
             print(f"wrote {p}")
     return 0

@@ -57,7 +57,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from initlab.errors import InitlabError, UnknownNameError, suggest
-from initlab.probe.result import KINDS
+from initlab.probe.kinds import KINDS
 
 #: Optimizers the calibration knows (the grid trains each).
 OPTIMIZERS = ("adam", "sgd")
@@ -240,6 +240,8 @@ class Calibration:
     ok_fraction: float = OK_FRACTION
     grid: Mapping[str, Any] = field(default_factory=dict)
     heldout: Mapping[str, Any] = field(default_factory=dict)
+    #: every grid row under this calibration (:func:`heldout_points` with ``split="all"``)
+    points: tuple[Mapping[str, Any], ...] = ()
 
     def fit_for(self, optimizer: str) -> OptimizerFit:
         return self.fits[check_optimizer(optimizer)]
@@ -247,7 +249,7 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         return {"format": 1, "features": list(FEATURE_NAMES), "ok_fraction": self.ok_fraction,
                 "fits": {k: v.to_dict() for k, v in self.fits.items()},
-                "grid": dict(self.grid), "heldout": dict(self.heldout)}
+                "grid": dict(self.grid), "heldout": dict(self.heldout), "points": [dict(p) for p in self.points]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
@@ -256,7 +258,8 @@ class Calibration:
                 raise InitlabError(f"calibration file has features {d['features']}, this initlab reads "
                                    f"{list(FEATURE_NAMES)}; refit it with benchmarks/fit_calibration.py")
             return cls(fits={k: OptimizerFit.from_dict(v) for k, v in d["fits"].items()},
-                       ok_fraction=float(d["ok_fraction"]), grid=d.get("grid", {}), heldout=d.get("heldout", {}))
+                       ok_fraction=float(d["ok_fraction"]), grid=d.get("grid", {}), heldout=d.get("heldout", {}),
+                       points=tuple(d.get("points", ())))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, InitlabError):
                 raise
@@ -352,21 +355,26 @@ def _facts(summary: Mapping[str, Any]) -> dict[str, str]:
     finite = [v for v in sig if not math.isnan(v)]
     if finite:
         lo, hi = min(finite), max(finite)
-        out["signal_lost"] = (f"Var(z) falls to {10 ** lo:.2g}x the input's within {n} layers ({per})"
-                              if lo > -math.inf else f"Var(z) is exactly 0 within {n} layers")
-        out["signal_gained"] = (f"Var(z) grows to {10 ** hi:.2g}x the input's within {n} layers ({per})"
-                                if hi < math.inf else "the forward pass overflows")
-        if lo >= 0 and hi <= 0.5:
-            out["signal_lost"] = f"Var(z) stays within {10 ** hi:.2g}x the input's over {n} layers ({per})"
+        if lo == -math.inf:
+            text = f"Var(z) is exactly 0 within {n} layers"
+        elif hi == math.inf:
+            text = f"the forward pass overflows within {n} layers"
+        else:
+            text = f"Var(z) spans {10 ** lo:.2g}x..{10 ** hi:.2g}x the input's over {n} layers ({per})"
+        out["signal_lost"] = out["signal_gained"] = text
     grate = _f(summary["gradient_rate"])
     gper = f"{grate:.3g}x per layer" if math.isfinite(grate) and grate > 0 else "per layer: not measurable"
     fg = [v for v in grad if not math.isnan(v)]
     if fg:
         glo, ghi = min(fg), max(fg)
-        out["gradient_lost"] = (f"||dL/dz||^2 falls to {10 ** glo:.2g}x the output layer's going back over "
-                                f"{n} layers ({gper})" if glo > -math.inf else "the hidden layers get exactly 0 gradient")
-        out["gradient_gained"] = (f"||dL/dz||^2 grows to {10 ** ghi:.2g}x the output layer's going back ({gper})"
-                                  if ghi < math.inf else "the gradients overflow")
+        if glo == -math.inf:
+            text = "the hidden layers get exactly 0 gradient"
+        elif ghi == math.inf:
+            text = "the gradients overflow going back"
+        else:
+            text = (f"||dL/dz||^2 spans {10 ** glo:.2g}x..{10 ** ghi:.2g}x the output layer's going back over "
+                    f"{n} layers ({gper})")
+        out["gradient_lost"] = out["gradient_gained"] = text
     x = features(summary)
     out["dead"] = f"{x[4]:.0%} of some layer's outputs are exactly 0"
     out["saturated"] = f"{x[5]:.0%} of some layer's outputs are saturated"
@@ -403,10 +411,12 @@ def predict_summary(summary: Mapping[str, Any], *, optimizer: str = "adam",
         if x[6] >= 0.5:  # half the units are copies: no optimizer separates them, whatever else is wrong
             feature, kind = "duplicate", "unbroken_symmetry"
     order = [FEATURE_NAMES[i] for i in np.argsort(contrib) if contrib[i] < -0.05]
-    reasons = [facts[f] for f in ([feature] if feature else []) + [f for f in order if f != feature]
-               if f in facts]
+    reasons: list[str] = []
+    for f in ([feature] if feature else []) + order:
+        if f in facts and facts[f] not in reasons:
+            reasons.append(facts[f])
     if kind == "ok":
-        reasons = reasons or [facts.get("signal_lost", f"{n} layers")]
+        reasons = reasons[:2] or [facts.get("signal_lost", f"{n} layers")]
         predicts = (f"likely to train with {name} at this depth ({n} layers): expected {score:.0%} of the "
                     f"best scheme's accuracy above chance")
     else:
@@ -549,11 +559,12 @@ def fit(rows: Sequence[Mapping[str, Any]], *, l2: float = 1e-3, ok_fraction: flo
     cal = Calibration(fits=fits, ok_fraction=ok_fraction,
                       grid={**(grid_info or {}), "rows": len(rows), "l2": l2, "heldout_fraction": heldout_fraction})
     return Calibration(fits=cal.fits, ok_fraction=ok_fraction, grid=cal.grid,
-                       heldout=evaluate(cal, rows, split="heldout", heldout_fraction=heldout_fraction))
+                       heldout=evaluate(cal, rows, split="heldout", heldout_fraction=heldout_fraction),
+                       points=tuple(heldout_points(cal, rows, split="all", heldout_fraction=heldout_fraction)))
 
 
 def evaluate(calibration: Calibration, rows: Sequence[Mapping[str, Any]], *, split: str = "heldout",
-             heldout_fraction: float = 0.3) -> dict[str, Any]:
+             heldout_fraction: float | None = None) -> dict[str, Any]:
     """Held-out metrics of *calibration* on the rows of *split* (``"heldout"``, ``"train"``
     or ``"all"``):
 
@@ -562,6 +573,8 @@ def evaluate(calibration: Calibration, rows: Sequence[Mapping[str, Any]], *, spl
       a failure kind: the fraction that did not) and ``recall`` (``ok``: the fraction of the
       rows that trained predicted ok; a failure kind: the fraction of the rows that did not
       train predicted as this kind, so the kinds' recalls add up to the failure recall);
+    ``heldout_fraction``: that of the split (default: the one the calibration was fitted with).
+
     * ``spearman``: per optimizer and family, scipy.stats.spearmanr between the score and
       the seed-mean trained accuracy (``rho``, ``p``, ``n``), pooled over the split's
       models, and ``within_model``: the mean over models of the same correlation among one
@@ -569,6 +582,8 @@ def evaluate(calibration: Calibration, rows: Sequence[Mapping[str, Any]], *, spl
     """
     from scipy.stats import spearmanr
 
+    if heldout_fraction is None:
+        heldout_fraction = float(calibration.grid.get("heldout_fraction", 0.3))
     r_all = relative_trainability(rows)
     picked = [i for i, row in enumerate(rows)
               if split == "all" or split_of(row["config"], heldout_fraction) == split]
@@ -619,16 +634,34 @@ def evaluate(calibration: Calibration, rows: Sequence[Mapping[str, Any]], *, spl
 
 
 def heldout_points(calibration: Calibration, rows: Sequence[Mapping[str, Any]], *, split: str = "heldout",
-                   heldout_fraction: float = 0.3) -> list[dict[str, Any]]:
+                   heldout_fraction: float | None = None) -> list[dict[str, Any]]:
     """One point per row of *split* for :func:`initlab.probe.figures.calibration_figure`:
     ``score``, ``verdict`` (calibrated), ``accuracy`` (seed mean), ``optimizer``, ``family``,
-    ``config``, ``scheme``."""
+    ``config``, ``scheme``, ``split``."""
+    if heldout_fraction is None:
+        heldout_fraction = float(calibration.grid.get("heldout_fraction", 0.3))
     out = []
     for row in rows:
         if split != "all" and split_of(row["config"], heldout_fraction) != split:
             continue
         p = predict_summary(row["probe"], optimizer=row["optimizer"], calibration=calibration)
         acc = seed_mean_accuracy(row)
-        out.append({"score": p.score, "verdict": p.verdict, "accuracy": acc, "optimizer": row["optimizer"],
-                    "family": row["family"], "config": row["config"], "scheme": row["scheme"]})
+        out.append({"score": p.score, "verdict": p.verdict, "accuracy": round(acc, 5), "optimizer": row["optimizer"],
+                    "family": row["family"], "config": row["config"], "scheme": row["scheme"],
+                    "split": split_of(row["config"], heldout_fraction)})
     return out
+
+
+def calibration_points(optimizer: str | None = None, *, split: str | None = None,
+                       calibration: Calibration | None = None) -> list[dict[str, Any]]:
+    """The grid's points as shipped with the calibration (no grid file needed): one dict per
+    (model config, scheme, optimizer) with ``score``, ``verdict`` (calibrated), ``accuracy``
+    (seed-mean test accuracy after the calibration budget), ``optimizer``, ``family``,
+    ``config``, ``scheme`` and ``split`` (``"train"`` or ``"heldout"``); only *optimizer*'s
+    and *split*'s when given."""
+    cal = calibration or load_calibration()
+    opt = check_optimizer(optimizer) if optimizer is not None else None
+    if split is not None and split not in ("train", "heldout"):
+        raise InitlabError(f"split must be 'train' or 'heldout', got {split!r}")
+    return [dict(p) for p in cal.points
+            if (opt is None or p["optimizer"] == opt) and (split is None or p["split"] == split)]

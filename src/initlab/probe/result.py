@@ -172,11 +172,7 @@ class LayerProbe:
         return cls(**_read_fields(cls, d, where))
 
 
-#: Verdict kinds, in the order they are checked.
-KINDS = (
-    "vanishing_signal", "exploding_signal", "vanishing_gradients", "exploding_gradients",
-    "dead_units", "saturation", "unbroken_symmetry",
-)
+from initlab.probe.kinds import KINDS  # noqa: E402  (verdict kinds, in the order they are checked)
 
 
 @dataclass(frozen=True)
@@ -356,11 +352,19 @@ class ProbeResult:
                                "ProbeResult.to_json() wrote") from None
         return cls.from_dict(d)
 
-    def table(self, *, all_layers: bool = False) -> str:
-        """The terminal report (see :func:`initlab.probe.table.render`)."""
+    def table(self, *, all_layers: bool = False, optimizer: str = "adam") -> str:
+        """The terminal report (see :func:`initlab.probe.table.render`); its predicted
+        verdicts are for training with *optimizer*."""
         from initlab.probe.table import render
 
-        return render(self, all_layers=all_layers)
+        return render(self, all_layers=all_layers, optimizer=optimizer)
+
+    def predictions(self, optimizer: str = "adam") -> dict[str, Any]:
+        """The calibrated prediction of each scheme for *optimizer*
+        (:func:`initlab.probe.calibration.predict`), by scheme."""
+        from initlab.probe.calibration import predict
+
+        return {s.scheme: predict(s, optimizer=optimizer) for s in self.schemes}
 
     def figures(self) -> dict[str, Any]:
         """Matplotlib figures (see :func:`initlab.probe.figures.probe_figures`)."""

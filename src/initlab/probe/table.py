@@ -62,8 +62,15 @@ def _mean_field_line(sp: SchemeProbe) -> str:
     return head + f", depth scale xi_c={_g(mf.xi_c)} layers"
 
 
-def render_scheme(sp: SchemeProbe, *, all_layers: bool = False) -> str:
-    """The block of one scheme."""
+def _prediction(sp: SchemeProbe, optimizer: str) -> Any:
+    from initlab.probe.calibration import predict
+
+    return predict(sp, optimizer=optimizer)
+
+
+def render_scheme(sp: SchemeProbe, *, all_layers: bool = False, optimizer: str = "adam") -> str:
+    """The block of one scheme: the measurements, then the calibrated prediction for
+    *optimizer* (:mod:`~initlab.probe.calibration`) and the raw measured verdicts."""
     lines = [f"{sp.scheme}: per layer Var(z) x{_g(sp.signal_rate)} forward, |dL/dz|^2 "
              f"x{_g(sp.gradient_rate)} backward, loss {_g(sp.loss, '.4g', nan='nan')}"]
     mf = _mean_field_line(sp)
@@ -94,24 +101,36 @@ def render_scheme(sp: SchemeProbe, *, all_layers: bool = False) -> str:
         )
     if not all_layers and len(rows) < len(sp.layers):
         lines.append(f"  (showing {len(rows)} of {len(sp.layers)} layers; all layers: --all-layers)")
+    pred = _prediction(sp, optimizer)
+    mark = "ok" if pred.ok else "!"
+    lines.append(f"  {mark} predicted: {pred.verdict.replace('_', ' ')} (score {pred.score:.2f}): {pred.predicts}")
+    lines.extend(f"      {r}" for r in pred.reasons)
     if sp.verdicts:
-        lines.extend(f"  ! {v.message}" for v in sp.verdicts)
+        lines.extend(f"  measured: {v.message}" for v in sp.verdicts)
     else:
-        lines.append("  ok: no vanishing or exploding signal or gradients, dead units, saturation "
-                     "or unbroken symmetry")
+        lines.append("  measured: no vanishing or exploding signal or gradients, dead units, saturation "
+                     "or unbroken symmetry past the raw thresholds")
     return "\n".join(lines)
 
 
-def render(result: ProbeResult, *, all_layers: bool = False) -> str:
-    """The whole report: header, one block per scheme, summary table."""
+def render(result: ProbeResult, *, all_layers: bool = False, optimizer: str = "adam") -> str:
+    """The whole report: header, one block per scheme, summary table. ``predicted`` is the
+    calibrated verdict for training with *optimizer* (``"adam"`` or ``"sgd"``), ``measured``
+    the raw thresholds' (:mod:`~initlab.probe.verdicts`)."""
+    from initlab.probe.calibration import check_optimizer
+
+    optimizer = check_optimizer(optimizer)
     src = ("Gaussian noise" if result.inputs == "gaussian" else "data") + \
           f" {list(result.input_shape)}"
     parts = [f"probe of {result.model} on {result.n_inputs} inputs ({src}), seed {result.seed}", ""]
     for sp in result.schemes:
-        parts.extend([render_scheme(sp, all_layers=all_layers), ""])
+        parts.extend([render_scheme(sp, all_layers=all_layers, optimizer=optimizer), ""])
     width = max([len(s.scheme) for s in result.schemes] + [6])
-    parts.append(f"{'scheme':<{width}}  {'Var(z)/layer':>12}  {'grad^2/layer':>12}  verdicts")
+    head = f"predicted ({optimizer})"
+    parts.append(f"{'scheme':<{width}}  {'Var(z)/layer':>12}  {'grad^2/layer':>12}  {'score':>5}  {head:<20}  measured")
     for sp in result.schemes:
         kinds = ", ".join(v.kind.replace("_", " ") for v in sp.verdicts) or "ok"
-        parts.append(f"{sp.scheme:<{width}}  {_g(sp.signal_rate):>12}  {_g(sp.gradient_rate):>12}  {kinds}")
+        pred = _prediction(sp, optimizer)
+        parts.append(f"{sp.scheme:<{width}}  {_g(sp.signal_rate):>12}  {_g(sp.gradient_rate):>12}  "
+                     f"{pred.score:>5.2f}  {pred.verdict.replace('_', ' '):<20}  {kinds}")
     return "\n".join(parts)

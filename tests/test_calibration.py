@@ -1,0 +1,273 @@
+"""The calibrated verdicts and score (initlab.probe.calibration), the grid and fit scripts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import initlab
+from initlab.engine.inputs import TrainData
+from initlab.engine.models import MLPSpec
+from initlab.errors import InitlabError
+from initlab.probe.calibration import (
+    FEATURE_NAMES, KINDS, OPTIMIZERS, Calibration, Prediction, evaluate, features, fit, heldout_points,
+    load_calibration, predict, predict_summary, read_grid, relative_trainability, split_of, summarize,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+GRID = ROOT / "benchmarks" / "data" / "calibration_grid.jsonl"
+ARTICLE = "mlp-256x128-relu-d0.2"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def shipped_grid():
+    return read_grid(GRID)
+
+
+def _learnable(n_train: int = 96, n_val: int = 48, seed: int = 0) -> TrainData:
+    """Ten Gaussian blobs in 784 dimensions: learnable in a few steps."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(10, 784, generator=g)
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(10, (n,), generator=g)
+        return (centres[y] + 0.5 * torch.randn(n, 784, generator=g)).reshape(n, 28, 28), y
+    (x, y), (vx, vy) = draw(n_train), draw(n_val)
+    return TrainData(x, y, vx, vy)
+
+
+# -- the grid script: resumable, append-only --------------------------------------------------
+
+def test_quick_grid_writes_records_and_resumes(tmp_path):
+    cp = _script("calibrate_probe")
+    out = tmp_path / "grid.jsonl"
+    settings = cp.Settings(n_train=64, n_test=32, batch_size=32, seeds=(0, 1), probe_inputs=16)
+    grid = [("mlp", MLPSpec(784, (16, 16), 10, "relu", 0.0))]
+    schemes = ["he_normal", "zeros"]
+    data = _learnable(64, 32)
+    cp.run(out, settings, quick=True, data_dir=None, budget_minutes=60, log=lambda m: None, grid=grid,
+           data=data, schemes=schemes)
+    header, rows = read_grid(out)
+    assert header["settings"]["n_train"] == 64 and header["torch"] == torch.__version__
+    assert len(rows) == len(grid) * len(OPTIMIZERS) * len(schemes)
+    for row in rows:
+        assert len(row["acc"]) == 2 and row["probe"]["layers"] == 3
+        assert features(row["probe"]).shape == (len(FEATURE_NAMES),)
+    zeros = [r for r in rows if r["scheme"] == "zeros"]
+    assert all("unbroken_symmetry" in r["probe"]["measured"] for r in zeros)
+    meta = json.loads(out.with_suffix(".jsonl.meta.json").read_text())
+    assert meta["runs"][-1]["groups"] == 2 and meta["runs"][-1]["finished"]
+    # a second run finds every group done: nothing is appended
+    before = out.read_text()
+    cp.run(out, settings, quick=True, data_dir=None, budget_minutes=60, log=lambda m: None, grid=grid,
+           data=data, schemes=schemes)
+    assert out.read_text() == before
+    # a line cut by a crash is skipped on reading
+    out.write_text(before + '{"record": {"config": "x"')
+    assert len(read_grid(out)[1]) == len(rows)
+    # and the fit runs on such rows (everything in the training split)
+    cal = fit(rows, heldout_fraction=0.0)
+    assert set(cal.fits) == set(OPTIMIZERS)
+    assert all(w <= 0 for f in cal.fits.values() for w in f.weights)  # monotone: failure features only lower it
+    assert evaluate(cal, rows, split="train")["rows"] == len(rows)
+
+
+# -- the shipped calibration is a refit of the shipped grid -----------------------------------
+
+def test_shipped_calibration_is_the_refit_of_the_shipped_grid(shipped_grid):
+    header, rows = shipped_grid
+    shipped = load_calibration()
+    fitted = fit(rows, l2=shipped.grid["l2"], heldout_fraction=shipped.grid["heldout_fraction"])
+    assert shipped.grid["rows"] == len(rows)
+    for opt in OPTIMIZERS:
+        a, b = shipped.fits[opt], fitted.fits[opt]
+        assert a.intercept == pytest.approx(b.intercept, abs=1e-3)
+        assert np.allclose(a.weights, b.weights, atol=1e-3)
+        assert a.threshold == pytest.approx(b.threshold, abs=2e-3)
+    # the held-out metrics in the file are the code's, recomputed
+    again = evaluate(shipped, rows, split="heldout", heldout_fraction=shipped.grid["heldout_fraction"])
+    assert again["rows"] == shipped.heldout["rows"] > 0
+    for opt in ("all", *OPTIMIZERS):
+        for kind in ("ok", "failure"):
+            assert again["verdicts"][opt][kind] == shipped.heldout["verdicts"][opt][kind]
+    for key, e in again["spearman"].items():
+        if "rho" in e:
+            assert e["rho"] == pytest.approx(shipped.heldout["spearman"][key]["rho"], abs=1e-3)
+
+
+def test_readme_states_the_recomputed_heldout_metrics():
+    fc = _script("fit_calibration")
+    table = fc.markdown(load_calibration())
+    readme = (ROOT / "README.md").read_text()
+    assert table in readme, "README's calibration tables differ from fit_calibration.markdown(); rerun it"
+
+
+def test_split_is_by_model_config(shipped_grid):
+    _, rows = shipped_grid
+    by_config: dict[str, set[str]] = {}
+    for row in rows:
+        by_config.setdefault(row["config"], set()).add(split_of(row["config"]))
+    assert all(len(s) == 1 for s in by_config.values())
+    assert {"train", "heldout"} <= {next(iter(s)) for s in by_config.values()}
+
+
+def test_relative_trainability_counts_diverged_seeds_as_chance():
+    probe = {"classes": 10}
+    rows = [{"config": "m", "optimizer": "adam", "acc": [0.8, 0.8], "probe": probe},
+            {"config": "m", "optimizer": "adam", "acc": [0.8, "nan"], "probe": probe},
+            {"config": "m", "optimizer": "adam", "acc": [0.1, 0.1], "probe": probe}]
+    r = relative_trainability(rows)
+    assert r[0] == pytest.approx(1.0) and r[1] == pytest.approx(0.5) and r[2] == pytest.approx(0.0)
+
+
+# -- predictions on known cases ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def deep_relu():
+    spec = MLPSpec(784, (64,) * 30, 10, "relu", 0.0)
+    return initlab.probe(spec, schemes=["he_normal", "glorot_normal", "zeros"], n_inputs=64, jacobian=False)
+
+
+def test_zeros_predict_unbroken_symmetry(deep_relu):
+    for opt in OPTIMIZERS:
+        p = predict(deep_relu["zeros"], optimizer=opt)
+        assert p.verdict == "unbroken_symmetry" and not p.ok and p.score < 0.1
+        assert "stall" in p.predicts
+
+
+def test_he_on_30_layer_relu_is_ok(deep_relu):
+    for opt in OPTIMIZERS:
+        p = predict(deep_relu["he_normal"], optimizer=opt)
+        assert p.ok, p
+        assert "31 layers" in p.predicts and "train" in p.predicts
+
+
+def test_xavier_on_deep_relu_with_sgd_predicts_a_stall(deep_relu):
+    p = predict(deep_relu["glorot_normal"], optimizer="sgd")
+    assert p.verdict in ("vanishing_signal", "vanishing_gradients")
+    assert p.predicts.startswith("likely to stall with SGD at this depth (31 layers)")
+    assert any("per layer" in r for r in p.reasons)
+    # the same per-layer factor over 3 layers is harmless
+    shallow = initlab.probe(MLPSpec(784, (64, 64), 10, "relu", 0.0), schemes=["glorot_normal"], n_inputs=64,
+                            jacobian=False)
+    assert predict(shallow["glorot_normal"], optimizer="sgd").score > p.score + 0.3
+
+
+def test_article_mlp_verdicts_agree_with_training(shipped_grid):
+    """On the article's MLP (784-256-128-10 relu), each scheme's calibrated verdict per
+    optimizer agrees with whether it trained in the grid (r >= ok_fraction) -- uniform_recipe,
+    which the raw thresholds call a vanishing signal, included."""
+    _, rows = shipped_grid
+    cal = load_calibration()
+    r = relative_trainability(rows)
+    article = [(row, ri) for row, ri in zip(rows, r) if row["config"] == ARTICLE]
+    assert article
+    fresh = initlab.probe(MLPSpec(), schemes=["uniform_recipe"], n_inputs=256, jacobian=False)
+    assert "vanishing_signal" in [v.kind for v in fresh["uniform_recipe"].verdicts]  # the raw measure
+    for row, ri in article:
+        if row["scheme"] != "uniform_recipe":
+            continue
+        trained = ri >= cal.ok_fraction
+        assert predict_summary(row["probe"], optimizer=row["optimizer"]).ok == trained, (row["optimizer"], ri)
+        assert predict(fresh["uniform_recipe"], optimizer=row["optimizer"]).ok == trained
+    adam = {row["scheme"]: (predict_summary(row["probe"], optimizer="adam").ok, ri >= cal.ok_fraction)
+            for row, ri in article if row["optimizer"] == "adam"}
+    assert adam["uniform_recipe"] == (True, True)
+    agree = sum(p == t for p, t in adam.values()) / len(adam)
+    assert agree >= 0.8, adam
+
+
+def test_bad_optimizer_is_one_line(deep_relu):
+    with pytest.raises(InitlabError, match="unknown optimizer 'rmsprop'.*adam, sgd") as e:
+        predict(deep_relu["he_normal"], optimizer="rmsprop")
+    assert "\n" not in str(e.value)
+    assert predict(deep_relu["he_normal"], optimizer="SGD").verdict == "ok"
+
+
+def test_prediction_round_trip_and_bad_dict(deep_relu):
+    p = predict(deep_relu["glorot_normal"], optimizer="adam")
+    assert Prediction.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    assert p.verdict == "ok" or p.verdict in KINDS
+    assert 0.0 <= p.score <= 1.0
+    with pytest.raises(InitlabError, match="unknown verdict"):
+        Prediction.from_dict({**p.to_dict(), "verdict": "sad"})
+    with pytest.raises(InitlabError, match="malformed prediction"):
+        Prediction.from_dict({"score": 1})
+
+
+def test_calibration_file_errors(tmp_path):
+    with pytest.raises(InitlabError, match="no calibration file"):
+        load_calibration(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**load_calibration().to_dict(), "features": ["x"]}))
+    with pytest.raises(InitlabError, match="refit"):
+        load_calibration(bad)
+    good = load_calibration().save(tmp_path / "c.json")
+    assert load_calibration(good) == Calibration.from_dict(load_calibration().to_dict())
+
+
+def test_summary_of_an_overflowing_probe_is_exploding():
+    res = initlab.probe(MLPSpec(784, (64,) * 40, 10, "relu", 0.0), schemes=["normal(std=1.0)"], n_inputs=32,
+                        jacobian=False)
+    s = summarize(res.schemes[0])
+    p = predict_summary(s, optimizer="adam")
+    assert p.verdict in ("exploding_signal", "exploding_gradients") and p.score < 0.2
+
+
+# -- where the calibrated verdicts show ---------------------------------------------------------
+
+def test_probe_table_and_json_show_predicted_beside_measured(deep_relu, capsys):
+    from initlab import cli
+
+    text = deep_relu.table(optimizer="sgd")
+    assert "predicted (sgd)" in text and "measured" in text
+    assert "likely to stall with SGD" in text
+    rc = cli.main(["probe", "--depth", "3", "--width", "32", "--schemes", "he_normal,zeros", "--n-inputs", "16",
+                   "--no-jacobian", "--json", "--optimizer", "sgd"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    zeros = next(s for s in d["schemes"] if s["scheme"] == "zeros")
+    assert zeros["predicted"]["optimizer"] == "sgd" and zeros["predicted"]["verdict"] == "unbroken_symmetry"
+    assert "unbroken_symmetry" in [v["kind"] for v in zeros["verdicts"]]  # the measured ones stay
+    assert cli.main(["probe", "--optimizer", "rms"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "unknown optimizer" in err
+
+
+def test_calibration_points_ship_with_the_calibration(shipped_grid):
+    from initlab.probe.calibration import calibration_points
+
+    _, rows = shipped_grid
+    cal = load_calibration()
+    held = calibration_points(split="heldout")
+    assert len(held) == cal.heldout["rows"]
+    assert len(calibration_points()) == len(rows)
+    assert {p["optimizer"] for p in calibration_points("sgd")} == {"sgd"}
+    with pytest.raises(InitlabError, match="split must be"):
+        calibration_points(split="test")
+
+
+def test_calibration_figure(shipped_grid):
+    from initlab.probe.figures import calibration_figure
+
+    _, rows = shipped_grid
+    pts = heldout_points(load_calibration(), rows)
+    assert pts and all(p["config"] and math.isfinite(p["score"]) for p in pts)
+    fig = calibration_figure(pts)
+    assert len(fig.axes) == len({p["optimizer"] for p in pts})
+    with pytest.raises(InitlabError, match="no points"):
+        calibration_figure([])
