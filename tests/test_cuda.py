@@ -114,3 +114,103 @@ def test_memory_check_reads_the_gpus_memory():
     assert total is not None and total > 2**30
     if DEV == "cuda":
         assert total == torch.cuda.get_device_properties(0).total_memory
+
+
+# --------------------------------------------------------------------------- the speed paths
+
+
+def _fell_back(caught) -> list[str]:
+    return [str(w.message) for w in caught if "fell back to eager" in str(w.message)]
+
+
+def test_cuda_graphs_train_as_the_eager_step():
+    """Each step captured once per batch size (128 and the last, partial one) and replayed
+    trains as the eager step (float32 tolerance: the same kernels, replayed), through a
+    divergence, which drops the model and captures the smaller stack anew. Without a
+    GPU the mode falls back to eager, with a warning (what INITLAB_CUDA_TESTS_ON=cpu checks)."""
+    import warnings
+
+    from test_engine import _scaled, init_model
+    from initlab.engine import MLPSpec
+
+    data = make_data(n_train=500)  # batches of 128: 3 full, one of 116
+    cfg = dataclasses.replace(CUDA, epochs=3)
+    models = three_models() + [_scaled(init_model(MLPSpec(), "normal", 5), 1e30)]
+    seeds = [11, 12, 13, 14]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graphed = train(models, seeds, data, cfg, step="cuda-graphs")
+    eager = train(models, seeds, data, cfg)
+    if DEV == "cuda":
+        assert not _fell_back(caught)
+    else:
+        assert any("CUDA graphs need a CUDA device" in m for m in _fell_back(caught))
+    for m, a, b in zip(models, graphed, eager):
+        assert_trains_like(a, b, m.state_dict(), data)
+    assert graphed[3].diverged and eager[3].diverged
+
+
+def test_cuda_graphs_with_sgd_momentum():
+    import warnings
+
+    data = make_data()
+    cfg = dataclasses.replace(CUDA, optimizer="sgd", lr=0.05, momentum=0.9)
+    models, seeds = three_models(), [1, 2, 3]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graphed = train(models, seeds, data, cfg, step="cuda-graphs")
+    assert (DEV == "cuda") != bool(_fell_back(caught))
+    for m, a, b in zip(models, graphed, train(models, seeds, data, cfg)):
+        assert_trains_like(a, b, m.state_dict(), data)
+
+
+def test_compiled_step_with_inductor_trains_as_eager():
+    """torch.compile's default backend (inductor: Triton kernels on CUDA, C++ on the CPU)
+    on the step; its fused elementwise kernels round differently: float32 tolerance."""
+    import warnings
+
+    data = make_data()
+    models, seeds = three_models(), [1, 2, 1]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = train(models, seeds, data, CUDA, step="compile")
+    assert not _fell_back(caught)
+    for m, a, b in zip(models, compiled, train(models, seeds, data, CUDA)):
+        assert_trains_like(a, b, m.state_dict(), data)
+
+
+def test_bf16_and_tf32_stay_near_fp32():
+    """bf16 (and tf32 on CUDA) train each model within its precision's rounding of fp32:
+    one SGD step, whose update is lr times the gradient, so the weights' gap is the
+    gradients' (bf16: 2**-8 a product, tf32: 2**-11; fp32: ~1e-6)."""
+    from initlab.errors import InitlabError
+
+    data = make_data()
+    cfg = dataclasses.replace(CUDA, optimizer="sgd", lr=0.1, epochs=1, shuffle=False, batch_size=512)
+    models, seeds = three_models(), [1, 2, 3]
+    fp = train(models, seeds, data, cfg)
+    for precision in ("bf16", "tf32"):
+        low_cfg = dataclasses.replace(cfg, precision=precision)
+        if precision == "tf32" and DEV != "cuda":
+            with pytest.raises(InitlabError, match="tf32"):
+                train(models, seeds, data, low_cfg)
+            continue
+        low = train(models, seeds, data, low_cfg)
+        for m, a, b in zip(models, low, fp):
+            init = m.state_dict()
+            gap = max(float((a.final_state[k] - b.final_state[k]).abs().max()
+                            / (b.final_state[k] - init[k]).abs().max()) for k in init)
+            assert 1e-5 < gap < 0.1, (precision, gap)
+    assert torch.backends.cuda.matmul.allow_tf32 is False  # restored after the tf32 run
+
+
+def test_max_group_auto_reads_the_devices_free_memory():
+    from initlab.engine.memory import device_bytes, free_bytes, models_that_fit, training_bytes
+    from initlab.engine import MLPSpec
+
+    free = free_bytes(DEV)
+    assert 0 < free <= device_bytes(DEV)
+    k = models_that_fit(training_bytes(MLPSpec(), 1, 128, 2048), free)
+    assert k >= 1
+    if DEV == "cuda" and device_bytes(DEV) > 100 * 2**30:  # an H100/H200-class GPU
+        assert k >= 700

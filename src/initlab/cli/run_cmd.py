@@ -41,7 +41,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-download", action="store_true", help="never download missing data files")
     p.add_argument("--limit-train", type=int, help="train on the first N training images only")
     p.add_argument("--limit-val", type=int, help="validate on the first N validation images only")
-    p.add_argument("--max-group", type=int, help="train at most this many models at once (memory bound)")
+    p.add_argument("--max-group", type=_max_group, metavar="N|auto",
+                   help="train at most N models at once (memory bound); auto: as many as half the "
+                        "device's free memory holds by the engine's memory model")
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"),
+                   help="arithmetic of training (default fp32, the article's): tf32 (CUDA TF32 matmuls) or "
+                        "bf16 (bfloat16 matrix products, float32 weights and Adam state); a train setting, "
+                        "as [train] precision in a spec")
+    fast = p.add_mutually_exclusive_group()
+    fast.add_argument("--compile", dest="step", action="store_const", const="compile", default="eager",
+                      help="run the MLP engine's step through torch.compile (eager where it cannot)")
+    fast.add_argument("--cuda-graphs", dest="step", action="store_const", const="cuda-graphs",
+                      help="replay the MLP engine's step as a CUDA graph (needs --device cuda; constant lr)")
     p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
     p.add_argument("--no-probe", action="store_true",
                    help="do not record each model's signal-propagation probe at init (the report's "
@@ -62,6 +73,16 @@ def add_parser(sub: Any) -> None:
     ray.add_argument("--ship-data", action="store_true", help="with --executor ray: put the data in Ray's "
                                                               "object store once instead of each worker reading it")
     p.set_defaults(func=run)
+
+
+def _max_group(text: str) -> int | str:
+    """``--max-group``'s value: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an integer nor 'auto'") from None
 
 
 def load_study_config(arg: str) -> Any:
@@ -87,19 +108,24 @@ def validate(args: argparse.Namespace) -> tuple[Any, Any, Path]:
     from initlab.study.session import check_device, check_positive, plan_run
 
     for flag in ("seeds", "epochs", "limit_train", "limit_val", "max_group"):
-        check_positive(_FLAG_NAMES[flag], getattr(args, flag))
+        if getattr(args, flag) != "auto":
+            check_positive(_FLAG_NAMES[flag], getattr(args, flag))
     check_device(args.device)
+    if getattr(args, "step", "eager") == "cuda-graphs" and not args.device.startswith("cuda"):
+        raise InitlabError("--cuda-graphs replays CUDA graphs; add --device cuda, or drop it")
     _check_extras(args)
     executor = _check_executor(args)
     plan = plan_run(args.study, seeds=args.seeds, epochs=args.epochs, schemes=args.schemes,
                     limit_train=args.limit_train, limit_val=args.limit_val, out=args.out,
                     device=args.device, data_dir=args.data_dir, download=not args.no_download,
-                    max_group=args.max_group, names=_FLAG_NAMES)
+                    max_group=args.max_group, names=_FLAG_NAMES,
+                    train={"precision": args.precision} if getattr(args, "precision", None) else None)
     if args.tensorboard:
         check_output_dir(args.tensorboard, "--tensorboard")
     if executor is not None:
         executor.connect()  # joins or starts Ray; a cluster without the GPUs asked for is refused here
     args.executor_obj = executor
+    args.plan_obj = plan  # with the group size --max-group auto chose
     return plan.config, plan.study, plan.out
 
 
@@ -128,13 +154,14 @@ def run(args: argparse.Namespace) -> int:
     from initlab.study.session import Progress, RunPlan, execute_plan
 
     config, study, out = validate(args)
-    plan = RunPlan(config=config, study=study, out=out)
+    plan = getattr(args, "plan_obj", None) or RunPlan(config=config, study=study, out=out)
     executor = getattr(args, "executor_obj", None)
     try:
         result, summary = execute_plan(
             plan, device=args.device, data_dir=args.data_dir, probe=not args.no_probe, max_group=args.max_group,
             progress=lambda total, pending: Progress(total, enabled=not args.quiet, every=pending),
-            log=lambda line: print(f"initlab run: {line}", file=sys.stderr), executor=executor)
+            log=lambda line: print(f"initlab run: {line}", file=sys.stderr), executor=executor,
+            step=getattr(args, "step", "eager"))
     finally:
         if executor is not None:
             executor.close()  # the Ray it started here (a joined cluster keeps running)

@@ -101,7 +101,9 @@ class StackedAdam:
         self.t += 1
         b1, b2 = self.betas
         if self.impl == "fused":
-            self._step_t.fill_(float(self.t))
+            # the step count on the device, advanced there (equal to t: exact in float32
+            # below 2**24), so that a CUDA graph of the step replays it right
+            self._step_t.add_(1.0)
             steps = [self._step_t] * len(self.params)
             if self._cpu and not frozen.any().item():
                 # on CPU reading the flags costs nothing: all alive, one call for all K

@@ -57,9 +57,21 @@ per step, each model's loss sum, number of correct predictions and gradient sum 
 written to a device buffer (``[steps, 3, K]``) that the host reads at those points, and
 from which it derives the running (Keras) training metrics and the step records.
 
-Numerics: float32 throughout, as in the article.  The engine does not change global torch
-settings; enabling TF32 matmuls on CUDA (``torch.backends.cuda.matmul.allow_tf32``) would
-trade that precision (and the equivalence with the reference loop) for speed.
+Numerics: float32 throughout by default, as in the article (``TrainConfig.precision =
+"fp32"``; TF32 is switched off for the run on CUDA).  ``"tf32"`` (CUDA's TF32 matmuls) and
+``"bf16"`` (bfloat16 matrix products, float32 master weights and Adam state) trade that
+precision, and the equivalence with the reference loop, for speed: see
+:mod:`initlab.engine.precision`.  The global TF32 switches are restored after the run.
+
+Step modes (``step``): ``"eager"`` (default) runs each step op by op; ``"compile"`` runs
+the step's forward and backward through ``torch.compile`` (static shapes: one compilation
+per batch size and stack size), the update as before; ``"cuda-graphs"`` captures each
+whole step (per batch size) once as a CUDA graph and replays it, so a step costs one
+launch instead of hundreds (CUDA only, constant learning rate, fused Adam or SGD).  Both
+keep the no-sync design and compute the same operations as ``"eager"`` (``"compile"`` may
+fuse elementwise ops and round them differently: float32 rounding, as between groupings).
+Where a mode cannot run (no CUDA device, a schedule, a failed compilation or capture) the
+run falls back to ``"eager"`` with a warning saying why.
 """
 
 from __future__ import annotations
@@ -67,6 +79,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -79,11 +92,12 @@ from initlab.engine.dropout import draw_keys
 from initlab.engine.functional import evaluate
 from initlab.engine.inputs import TrainData
 from initlab.engine.models import MLPSpec
+from initlab.engine.precision import precision_mode
 from initlab.engine.recorders import activation_stats, param_stats
 from initlab.engine.results import Sink, TrainResult
 from initlab.records import Divergence, EpochRecord, StepRecord
 from initlab.engine.stack import ParamStack, common_spec
-from initlab.engine.step import BatchedStep
+from initlab.engine.step import STEP_MODES, BatchedStep
 from initlab.errors import InitlabError
 
 __all__ = ["train", "check_inputs"]
@@ -132,8 +146,12 @@ class _BatchedRun:
         config: TrainConfig,
         sink: Sink | None,
         adam_impl: str,
+        step_mode: str = "eager",
     ) -> None:
         spec = check_inputs(models, seeds, data, config)
+        if step_mode not in STEP_MODES:
+            raise InitlabError(f"step must be one of {', '.join(STEP_MODES)}, got {step_mode!r}")
+        self.step_mode = step_mode
         if adam_impl not in ("auto", "fused", "foreach"):
             raise InitlabError(f"adam must be 'auto', 'fused' or 'foreach', got {adam_impl!r}")
         if adam_impl == "fused" and config.optimizer != "adam":
@@ -160,7 +178,7 @@ class _BatchedRun:
         self.stream = [rank[seeds[i]] for i in self.ids]  # stream of each stack row
         self.stack = ParamStack.from_models([models[i] for i in self.ids], dev, spec)
         self.stepper = BatchedStep(
-            self.stack, Xtr, Ytr, config, adam_impl, sizes=self._sizes()
+            self.stack, Xtr, Ytr, config, adam_impl, sizes=self._sizes(), mode=step_mode
         )
         self.gens = [torch.Generator(device=dev).manual_seed(s) for s in streams]
         self.results = [
@@ -295,8 +313,17 @@ class _BatchedRun:
         self.hist = self.hist.index_select(2, ix)
 
     # ------------------------------------------------------------------ main loop
-    @torch.no_grad()
     def run(self) -> list[TrainResult]:
+        with precision_mode(self.config.precision, self.device):
+            results = self._run()
+        fallback = getattr(self.stepper, "fallback", "")
+        mode = getattr(self, "step_mode", "eager")
+        if mode != "eager" and fallback:
+            warnings.warn(f"initlab: step {mode!r} fell back to eager: {fallback}", stacklevel=3)
+        return results
+
+    @torch.no_grad()
+    def _run(self) -> list[TrainResult]:
         cfg, dev = self.config, self.device
         self._end_epoch(0, time.perf_counter())
         for epoch in range(1, cfg.epochs + 1):
@@ -333,6 +360,7 @@ def train(
     *,
     sink: Sink | None = None,
     adam: str = "auto",
+    step: str = "eager",
 ) -> list[TrainResult]:
     """Train K already-initialized MLPs of one architecture together.
 
@@ -354,9 +382,13 @@ def train(
     adam:
         ``"auto"`` (fused kernel when available), ``"fused"`` or ``"foreach"``; see
         :mod:`initlab.engine.adam`.
+    step:
+        ``"eager"`` (default), ``"compile"`` (``torch.compile`` of the step's forward and
+        backward) or ``"cuda-graphs"`` (each step one CUDA graph replay); see the module
+        docstring.  A mode that cannot run falls back to ``"eager"`` with a warning.
 
     Returns
     -------
     One :class:`TrainResult` per model, in input order, with all its records.
     """
-    return _BatchedRun(models, seeds, data, config, sink, adam).run()
+    return _BatchedRun(models, seeds, data, config, sink, adam, step).run()

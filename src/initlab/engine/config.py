@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from initlab.engine.precision import PRECISIONS, check_precision
 from initlab.errors import InitlabError
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig"]
@@ -29,7 +30,7 @@ SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
 #: studies were stored: their cells keep their keys).
 _OPTIMIZER_DEFAULTS: dict[str, Any] = {"optimizer": "adam", **_SGD_ONLY, "schedule": "constant",
                                        "gamma": 0.1, "step_epochs": 30, "warmup_epochs": 0.0,
-                                       "standardize": False}
+                                       "standardize": False, "precision": "fp32"}
 
 
 def _is_int(x: Any) -> bool:
@@ -101,6 +102,11 @@ class TrainConfig:
         Number of bins of the per-layer weight histograms.
     eval_batch_size:
         Validation chunk size (memory only; it does not change the results' meaning).
+    precision:
+        The arithmetic of training: ``"fp32"`` (default, the article's), ``"tf32"`` (CUDA's
+        TF32 matmuls, Ampere or newer) or ``"bf16"`` (bfloat16 matrix products, float32
+        master weights and optimizer state); see :mod:`initlab.engine.precision`. It
+        changes the results, so a study's cells keep it (omitted at ``"fp32"``).
     """
 
     epochs: int = 10
@@ -123,6 +129,7 @@ class TrainConfig:
     probe_size: int = 512
     hist_bins: int = 40
     eval_batch_size: int = 2048
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         betas = tuple(self.betas)
@@ -157,6 +164,9 @@ class TrainConfig:
                 raise InitlabError(f"TrainConfig.{name} must be True or False, got {getattr(self, name)!r}")
         self._check_optimizer()
         self._check_schedule()
+        if self.precision not in PRECISIONS:
+            raise InitlabError(f"TrainConfig.precision must be one of {', '.join(PRECISIONS)}, "
+                               f"got {self.precision!r}")
         try:
             dev = torch.device(self.device)
         except (RuntimeError, TypeError):
@@ -229,12 +239,14 @@ class TrainConfig:
 
     @property
     def torch_device(self) -> torch.device:
-        """The device as a ``torch.device``; raises if CUDA is asked for but missing."""
+        """The device as a ``torch.device``; raises if CUDA is asked for but missing, or
+        if the device cannot run :attr:`precision`."""
         dev = torch.device(self.device)
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise InitlabError(
                 f"device {self.device!r} requested but CUDA is not available; use device='cpu'"
             )
+        check_precision(self.precision, dev)
         return dev
 
     def steps_per_epoch(self, n_train: int) -> int:
@@ -242,7 +254,7 @@ class TrainConfig:
         return -(-n_train // self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as plain values.  The optimizer, schedule and standardize fields (added
+        """The fields as plain values.  The optimizer, schedule, standardize and precision fields (added
         after the first studies were stored) appear only where they differ from their defaults, so
         a study's cells keep the keys they had before they existed."""
         d = asdict(self)

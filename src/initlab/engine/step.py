@@ -50,11 +50,18 @@ from initlab.engine.functional import (
     bmm_calls,
     run_calls,
 )
+from initlab.engine.precision import bf16_calls
 from initlab.engine.sgd import StackedSGD
 from initlab.engine.stack import ParamStack
 from initlab.engine.torch_private import log_softmax_backward_into, threshold_backward_into
 
-__all__ = ["BatchedStep", "Workspace"]
+__all__ = ["STEP_MODES", "BatchedStep", "Workspace"]
+
+#: How a step runs (:class:`BatchedStep`'s ``mode``).
+STEP_MODES: tuple[str, ...] = ("eager", "compile", "cuda-graphs")
+
+#: The ``torch.compile`` backend of ``mode="compile"`` (inductor: fused C++/Triton kernels).
+COMPILE_BACKEND = "inductor"
 
 #: int64 elements per dropout-hash chunk on CPU (2 buffers of 1 MiB: in the L2 caches).
 _HASH_CHUNK = 2**17
@@ -120,7 +127,10 @@ class BatchedStep:
         config: TrainConfig,
         adam: str,
         sizes: Sequence[int] | None = None,
+        mode: str = "eager",
     ) -> None:
+        if mode not in STEP_MODES:
+            raise ValueError(f"mode must be one of {', '.join(STEP_MODES)}, got {mode!r}")
         self.stack, self.x, self.y = stack, x, y
         self.device = x.device
         spec = stack.spec
@@ -129,6 +139,12 @@ class BatchedStep:
         self.act = activation(spec.activation)
         self.p = spec.dropout
         self.scale = keep_scale(self.p) if self.p > 0 else 1.0
+        # the matrix products: float32 (bmm_calls) or bfloat16 (see initlab.engine.precision)
+        self._products = bf16_calls if config.precision == "bf16" else bmm_calls
+        if mode == "compile" and config.precision != "bf16":
+            # one call per product: bmm_calls' thread balancing reads the thread count, a
+            # graph break in torch.compile (and inductor picks its own kernels anyway)
+            self._products = _one_call
         self._buffers(sizes)
         self.optimizer: StackedAdam | StackedSGD
         if config.optimizer == "sgd":
@@ -137,6 +153,14 @@ class BatchedStep:
         else:
             self.optimizer = StackedAdam(stack.params(), self.grads, lr=config.lr, betas=config.betas,
                                          eps=config.eps, impl=adam)
+        self.mode, self.fallback = mode, ""
+        if mode != "eager":
+            self.fallback = self._accel_obstacle(config)
+            if self.fallback:
+                self.mode = "eager"
+        self._compiled = None
+        if self.mode == "compile":
+            self._compiled = compiled_or_eager(self.gradients, self._compile_failed)
 
     def _buffers(self, sizes: Sequence[int] | None) -> None:
         K, dev = self.stack.K, self.device
@@ -155,6 +179,9 @@ class BatchedStep:
             )
         self.grads = [torch.empty_like(p) for p in self.stack.params()]
         self.ws: dict[int, Workspace] = {}
+        # CUDA graphs of whole steps, by batch size (mode "cuda-graphs"; see _graphed)
+        self.graphs: dict[int, _Graph | None] = {}
+        self._pool: object = None
         self.alive = torch.ones(K, dtype=torch.bool, device=dev)
         self.frozen = torch.zeros(K, dtype=torch.float32, device=dev)
 
@@ -184,14 +211,14 @@ class BatchedStep:
         ``x [U, b, F]``: ``out[k] = other[k] @ x[u(k)]`` (*x_right*) or
         ``x[u(k)] @ other[k] (+ bias[k])``."""
         if self.segments is None:
-            return bmm_calls(other, x, out) if x_right else bmm_calls(x, other, out, bias)
+            return self._products(other, x, out) if x_right else self._products(x, other, out, bias)
         calls: list[Call] = []
         for u, k0, k1 in self.segments:
             xs = x[u].expand(k1 - k0, *x.shape[1:])
             if x_right:
-                calls += bmm_calls(other[k0:k1], xs, out[k0:k1])
+                calls += self._products(other[k0:k1], xs, out[k0:k1])
             else:
-                calls += bmm_calls(xs, other[k0:k1], out[k0:k1], None if bias is None else bias[k0:k1])
+                calls += self._products(xs, other[k0:k1], out[k0:k1], None if bias is None else bias[k0:k1])
         return calls
 
     def _gemm(self, ws: Workspace, key: tuple[str, int], make: Callable[[], list[Call]]) -> None:
@@ -202,7 +229,7 @@ class BatchedStep:
         calls = ws.calls.get(key)
         if calls is None:
             calls = make()
-            if self.relu:
+            if self.relu and self.mode != "compile":  # (compiled: traced once, kept by the graph)
                 ws.calls[key] = calls
         run_calls(calls)
 
@@ -218,6 +245,80 @@ class BatchedStep:
         """One optimizer step of all K models: stream ``u`` trains on the samples
         ``idx[u] [b]`` with dropout key ``key[u]`` (``idx [U, b]``, ``key [U]``); writes
         ``-loss_sum``, ``correct`` and ``grad_sum`` (each ``[K]``) into ``row [3, K]``."""
+        if self.mode == "cuda-graphs":
+            self._graphed(idx, key, row)
+            return
+        if self._compiled is not None:
+            self._workspace(idx.shape[1])  # made outside the compiled region (it reads a scalar)
+            self._compiled(idx, key, row)
+        else:
+            self.gradients(idx, key, row)
+        self.optimizer.step(self.frozen)
+
+    # ------------------------------------------------------------------ compile / graphs
+    def _accel_obstacle(self, config: TrainConfig) -> str:
+        """Why this step cannot run in ``self.mode`` ("" when it can): CUDA graphs replay
+        their kernels with the values they were captured with, so everything a step reads
+        from the host must be constant (the learning rate) or live on the device (Adam's
+        step count: see :class:`~initlab.engine.adam.StackedAdam`)."""
+        if self.mode == "compile":
+            return ""
+        if self.device.type != "cuda":
+            return "CUDA graphs need a CUDA device"
+        if config.schedule != "constant" or config.warmup_epochs > 0:
+            return "CUDA graphs replay a constant learning rate; this run has a schedule"
+        if isinstance(self.optimizer, StackedAdam) and self.optimizer.impl != "fused":
+            return "CUDA graphs need the fused Adam kernel (the foreach path reads the step count on the host)"
+        return ""
+
+    def _compile_failed(self, why: str) -> None:
+        self.fallback = f"torch.compile failed ({why})"
+        self.mode = "eager"
+        self._compiled = None
+
+    def _eager(self, idx: torch.Tensor, key: torch.Tensor, row: torch.Tensor) -> None:
+        self.gradients(idx, key, row)
+        self.optimizer.step(self.frozen)
+
+    def _graphed(self, idx: torch.Tensor, key: torch.Tensor, row: torch.Tensor) -> None:
+        """One step by CUDA graph: the first step of each batch size runs eagerly (it makes
+        the workspace and the products' calls, and warms up cuBLAS); the second is captured
+        (whole: gradients and update) and replayed, as is every later one, its inputs
+        copied into the graph's static tensors first. Nothing is read back to the host.
+        A capture that fails turns the run eager (``fallback`` says why)."""
+        b = idx.shape[1]
+        if b not in self.graphs:
+            self.graphs[b] = None
+            self._eager(idx, key, row)
+            return
+        graph = self.graphs[b]
+        if graph is None:
+            graph = self._capture(idx, key, row)
+            if graph is None:
+                self._eager(idx, key, row)
+                return
+            self.graphs[b] = graph
+        graph.run(idx, key, row)
+        self.optimizer.t += 1  # the host's count (the device's is advanced by the graph)
+
+    def _capture(self, idx: torch.Tensor, key: torch.Tensor, row: torch.Tensor) -> "_Graph | None":
+        t = self.optimizer.t
+        try:
+            graph = _Graph(idx, key, row, self._eager, self._pool)
+        except RuntimeError as exc:  # an op that cannot be captured: stay eager
+            self.optimizer.t = t
+            self.graphs[idx.shape[1]] = None
+            self.fallback = f"CUDA graph capture failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+            self.mode = "eager"
+            return None
+        self.optimizer.t = t  # capturing ran the Python code once without running the kernels
+        self._pool = graph.pool
+        return graph
+
+    def gradients(self, idx: torch.Tensor, key: torch.Tensor, row: torch.Tensor) -> None:
+        """The step without its update: forward, loss, backward into ``grads``, the
+        divergence flags ``alive``/``frozen`` and the step's figures in ``row`` (the part
+        ``mode="compile"`` compiles; the update is one fused kernel already)."""
         stack, K, L = self.stack, self.stack.K, self.stack.n_layers
         U, b = idx.shape
         ws = self._workspace(b)
@@ -241,7 +342,7 @@ class BatchedStep:
                 self._gemm(ws, ("fwd", 0), lambda: self._first_layer(
                     ws.x, stack.W[0].transpose(1, 2), z, stack.b[0], False))
             else:
-                self._gemm(ws, ("fwd", l), lambda: bmm_calls(
+                self._gemm(ws, ("fwd", l), lambda: self._products(
                     a, stack.W[l].transpose(1, 2), z, stack.b[l]))
             if self.relu:
                 # in place: the buffer of z ends up holding relu(z) * mask
@@ -259,7 +360,7 @@ class BatchedStep:
             self._gemm(ws, ("fwd", 0), lambda: self._first_layer(
                 ws.x, stack.W[0].transpose(1, 2), logits, stack.b[0], False))
         else:
-            self._gemm(ws, ("fwd", L - 1), lambda: bmm_calls(
+            self._gemm(ws, ("fwd", L - 1), lambda: self._products(
                 a, stack.W[-1].transpose(1, 2), logits, stack.b[-1]))
         logp = torch.log_softmax(logits, dim=2)
         y3 = y.unsqueeze(2)
@@ -276,13 +377,13 @@ class BatchedStep:
                 self._gemm(ws, ("wgrad", 0), lambda: self._first_layer(
                     ws.x, d.transpose(1, 2), grads[0], None, True))
             else:
-                self._gemm(ws, ("wgrad", l), lambda: bmm_calls(
+                self._gemm(ws, ("wgrad", l), lambda: self._products(
                     d.transpose(1, 2), inputs[l], grads[2 * l]))
             torch.sum(d, 1, out=grads[2 * l + 1])
             if l == 0:
                 break
             da = ws.da[l - 1]
-            self._gemm(ws, ("dgrad", l), lambda: bmm_calls(d, stack.W[l], da))
+            self._gemm(ws, ("dgrad", l), lambda: self._products(d, stack.W[l], da))
             if self.relu:
                 if self.p > 0:
                     da.mul_(self.scale)
@@ -301,4 +402,51 @@ class BatchedStep:
         torch.sum(ws.gsums, 0, out=row[2])
         self.alive &= torch.isfinite(row[0] + row[2])
         torch.logical_not(self.alive, out=self.frozen)
-        self.optimizer.step(self.frozen)
+
+
+def _one_call(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor,
+              bias: torch.Tensor | None = None) -> list[Call]:
+    """``out[k] = a[k] @ b[k] (+ bias[k])`` as one ``torch.bmm``/``baddbmm`` call."""
+    if bias is None:
+        return [(torch.bmm, (a, b), {"out": out})]
+    return [(torch.baddbmm, (bias.unsqueeze(1), a, b), {"out": out})]
+
+
+class _Graph:
+    """One captured step (``torch.cuda.CUDAGraph``) with its static inputs and output row."""
+
+    def __init__(self, idx: torch.Tensor, key: torch.Tensor, row: torch.Tensor,
+                 step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None], pool: object) -> None:
+        self.idx, self.key = idx.clone(), key.clone()
+        self.row = torch.empty_like(row)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, pool=pool):
+            step(self.idx, self.key, self.row)
+        self.pool = self.graph.pool()
+
+    def run(self, idx: torch.Tensor, key: torch.Tensor, row: torch.Tensor) -> None:
+        self.idx.copy_(idx)
+        self.key.copy_(key)
+        self.graph.replay()
+        row.copy_(self.row)
+
+
+def compiled_or_eager(fn: Callable[..., None], failed: Callable[[str], None]) -> Callable[..., None]:
+    """``torch.compile(fn)`` (inductor, static shapes), or *fn* itself from the first call
+    whose compilation fails (no C++ compiler, an op inductor cannot lower): ``failed(why)``
+    is told once, and that call and every later one run *fn* eagerly. *fn* must be safe to
+    run again after a failed attempt (the step's gradients are: they only overwrite)."""
+    compiled = torch.compile(fn, dynamic=False, backend=COMPILE_BACKEND)
+    state = {"ok": True}
+
+    def call(*args: torch.Tensor) -> None:
+        if state["ok"]:
+            try:
+                compiled(*args)
+                return
+            except Exception as exc:  # whatever inductor raises: the eager step is the same math
+                state["ok"] = False
+                failed(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        fn(*args)
+
+    return call

@@ -74,25 +74,15 @@ def check_memory(cells: Sequence[Cell], device: str = "cpu", max_group_size: int
     """Fail fast when a group of cells that trains together needs more memory than the
     device has (:func:`initlab.engine.memory.training_bytes`, a lower bound, against
     :func:`~initlab.engine.memory.device_bytes`), naming the ``--max-group`` that fits."""
-    from initlab.engine.config import TrainConfig
-    from initlab.engine.memory import device_bytes, module_training_bytes, training_bytes
+    from initlab.engine.memory import device_bytes
     from initlab.study.cell import group_cells
 
     total = device_bytes(device)
     if total is None:
         return
-    eval_chunk = TrainConfig().eval_batch_size
     for group in group_cells(cells, max_group_size):
         spec = group[0].model_spec
-        batch = int(group[0].train.get("batch_size", TrainConfig().batch_size))
-        if spec.fast_path:
-            def need_for(k: int) -> int:
-                return training_bytes(spec, k, batch, eval_chunk)
-        else:
-            model = spec.build()
-
-            def need_for(k: int) -> int:
-                return module_training_bytes(model, spec.input_shape, k, batch, eval_chunk)
+        need_for = _need_for(group[0])
         need = need_for(len(group))
         if need <= total:
             continue
@@ -106,6 +96,42 @@ def check_memory(cells: Sequence[Cell], device: str = "cpu", max_group_size: int
                            f"--max-group {max(total // one, 1)} or fewer")
 
 
+def _need_for(cell: Cell) -> Callable[[int], int]:
+    """``need_for(k)``: the lower bound of the bytes k models of *cell*'s group take
+    (:func:`~initlab.engine.memory.training_bytes`, or ``module_training_bytes`` for models
+    off the fast path)."""
+    from initlab.engine.config import TrainConfig
+    from initlab.engine.memory import module_training_bytes, training_bytes
+
+    eval_chunk = TrainConfig().eval_batch_size
+    spec = cell.model_spec
+    batch = int(cell.train.get("batch_size", TrainConfig().batch_size))
+    if spec.fast_path:
+        return lambda k: training_bytes(spec, k, batch, eval_chunk)
+    model = spec.build()
+    return lambda k: module_training_bytes(model, spec.input_shape, k, batch, eval_chunk)
+
+
+def auto_max_group(cells: Sequence[Cell], device: str = "cpu") -> tuple[int, str]:
+    """``--max-group auto``: the largest group size whose every group fits the memory free
+    on *device* now (:func:`~initlab.engine.memory.free_bytes`, sized by
+    :func:`~initlab.engine.memory.models_that_fit` from the engine's memory model), and a
+    line saying how it was found."""
+    from initlab.engine.memory import free_bytes, models_that_fit
+    from initlab.study.cell import group_cells
+
+    free = free_bytes(device)
+    groups = group_cells(cells)
+    fits = []
+    for group in groups:
+        one = _need_for(group[0])(1)
+        fits.append((models_that_fit(one, free), one, group[0].model_spec.label))
+    k, one, label = min(fits)
+    largest = min(k, max(len(g) for g in groups))
+    return k, (f"--max-group auto: at most {k} models per group ({free / 2**30:.3g} GiB free on {device}, "
+               f"{one / 2**20:.3g} MiB a model of {label}); the largest group trains {largest} at once")
+
+
 def engine_train_group(
     *,
     device: str = "cpu",
@@ -116,6 +142,7 @@ def engine_train_group(
     loader: Callable[[Cell], Any] | None = None,
     probe: bool = True,
     log: Callable[[str], None] | None = None,
+    step: str = "eager",
 ) -> TrainGroup:
     """A ``train_group(cells, sink)`` that trains with the batched engine.
 
@@ -129,6 +156,8 @@ def engine_train_group(
         probe: record a signal-propagation probe of each model at init (module docstring).
         log: receives one-line run-log messages (e.g. models the generic trainer trains
             one by one because vmap cannot express them).
+        step: the MLP engine's step mode (``eager``, ``compile``, ``cuda-graphs``: see
+            :func:`initlab.engine.batched.train`); the generic trainer runs eagerly.
     """
     cache: dict[str, Any] = {}
 
@@ -179,7 +208,7 @@ def engine_train_group(
         mults = [lr_multipliers(mod, c.scheme, config.optimizer) for mod, c in zip(models, cells)]
         mults_or_none = None if all(x is None for x in mults) else mults
         if spec.fast_path and mults_or_none is None:
-            train(models, seeds, data, config, sink=adapter, adam=adam)
+            train(models, seeds, data, config, sink=adapter, adam=adam, step=step)
         else:
             if spec.fast_path and log is not None:
                 log(f"engine: the {len(models)} {spec.label} model(s) train with the generic trainer, not the "

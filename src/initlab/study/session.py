@@ -102,13 +102,16 @@ class RunPlan:
     config: StudyConfig
     study: Study
     out: Path
+    #: the group size ``max_group="auto"`` chose (``None``: not asked for) and how
+    max_group: int | None = None
+    group_note: str = ""
 
 
 def plan_run(study: Any, *, seeds: int | None = None, epochs: int | None = None,
              schemes: Any = None, limit_train: int | None = None, limit_val: int | None = None,
              train: Mapping[str, Any] | None = None, out: str | os.PathLike[str] | None = None,
              device: str = "cpu", data_dir: str | os.PathLike[str] | None = None,
-             download: bool = True, max_group: int | None = None,
+             download: bool = True, max_group: int | str | None = None,
              names: Mapping[str, str] | None = None) -> RunPlan:
     """Check everything a run needs before anything is written (module docstring) and
     return the :class:`RunPlan`; raises a one-line :class:`InitlabError` and leaves the
@@ -117,6 +120,10 @@ def plan_run(study: Any, *, seeds: int | None = None, epochs: int | None = None,
     ``train`` overrides train settings (``lr``, ``batch_size``, ...: the fields of
     :func:`~initlab.study.config.train_fields`); ``names`` maps an argument to the name
     errors call it by (the CLI's ``--limit-train``; default the argument's own name).
+    ``max_group="auto"`` sizes the groups from the memory free on *device*
+    (:func:`~initlab.study.local.auto_max_group`; the plan keeps the size and a line saying
+    how). Every cell's ``precision`` must run on *device*
+    (:func:`~initlab.engine.precision.check_precision`).
     """
     from initlab.outputs import check_output_dir
     from initlab.study import check_data, check_memory  # (the package's names: tests replace them there)
@@ -128,7 +135,11 @@ def plan_run(study: Any, *, seeds: int | None = None, epochs: int | None = None,
     check_positive(name["epochs"], epochs)
     check_positive(name["limit_train"], limit_train)
     check_positive(name["limit_val"], limit_val)
-    check_positive(name["max_group"], max_group)
+    auto = max_group == "auto"
+    if isinstance(max_group, str) and not auto:
+        raise InitlabError(f"{name['max_group']} must be a positive integer or 'auto', got {max_group!r}")
+    if not auto:
+        check_positive(name["max_group"], max_group)  # type: ignore[arg-type]
     check_device(device)
     config = resolve_study(study)
     config = config.with_overrides(seeds=seeds, epochs=epochs, schemes=schemes)
@@ -142,12 +153,22 @@ def plan_run(study: Any, *, seeds: int | None = None, epochs: int | None = None,
                                    f"train settings are {', '.join(train_fields())}")
         config = dataclasses.replace(config, train={**config.train, **train})
     plan_study = config.expand()
-    check_memory(plan_study.cells, device, max_group)
+    from initlab.engine.precision import check_precision
+
+    for precision in dict.fromkeys(str(c.train.get("precision", "fp32")) for c in plan_study.cells):
+        check_precision(precision, device)
+    note = ""
+    if auto:
+        from initlab.study.local import auto_max_group
+
+        max_group, note = auto_max_group(plan_study.cells, device)
+    check_memory(plan_study.cells, device, max_group)  # type: ignore[arg-type]
     check_data(plan_study.cells, data_dir, download=download)
     where = Path(out) if out is not None else Path("runs") / plan_study.name
     out_path = check_output_dir(where, name["out"])
     Store.check_resume(out_path, plan_study)  # a damaged or foreign store, another study
-    return RunPlan(config=config, study=plan_study, out=out_path)
+    return RunPlan(config=config, study=plan_study, out=out_path,
+                   max_group=max_group if auto else None, group_note=note)  # type: ignore[arg-type]
 
 
 def run_banner(plan: RunPlan, device: str) -> str:
@@ -297,11 +318,12 @@ class ProgressSink:
 
 
 def execute_plan(plan: RunPlan, *, device: str = "cpu", data_dir: str | os.PathLike[str] | None = None,
-                 probe: bool = True, max_group: int | None = None,
+                 probe: bool = True, max_group: int | str | None = None,
                  progress: Callable[[int, int], Any] | None = None,
                  log: Callable[[str], None] | None = None,
                  train_group: TrainGroup | None = None, executor: Any = None,
-                 threshold: float = 0.8, level: float = 0.95) -> tuple[RunResult, Summary]:
+                 threshold: float = 0.8, level: float = 0.95,
+                 step: str = "eager") -> tuple[RunResult, Summary]:
     """Train the plan's pending cells into ``plan.out`` (resuming what its store holds).
 
     ``progress(total, pending)`` makes the progress object (``total`` model-epochs of the
@@ -310,6 +332,8 @@ def execute_plan(plan: RunPlan, *, device: str = "cpu", data_dir: str | os.PathL
     :func:`~initlab.study.local.engine_train_group`; ``executor`` trains the groups instead
     (:class:`~initlab.study.executor.Executor`, e.g. the ``ray`` one). Returns the
     :class:`RunResult` and the store's :class:`Summary` at ``threshold`` and ``level``.
+    ``max_group="auto"`` takes the size :func:`plan_run` chose (``plan.max_group``);
+    ``step`` is the MLP engine's step mode (``eager``, ``compile``, ``cuda-graphs``).
     """
     from initlab.study import engine_train_group  # (the package's name: tests replace it there)
     from initlab.study.executor import run_study
@@ -327,9 +351,14 @@ def execute_plan(plan: RunPlan, *, device: str = "cpu", data_dir: str | os.PathL
         store.attach(plan.study)  # run_study attaches again (idempotent)
         pending = len(store.pending_cells())
         say(run_banner(plan, device))
+        if max_group == "auto":
+            max_group = plan.max_group
+            if plan.group_note:
+                say(plan.group_note)
         shown = progress(pending * epochs, pending) if progress is not None else None
         if executor is None:
-            group = train_group or engine_train_group(device=device, data_dir=data_dir, probe=probe, log=say)
+            group = train_group or engine_train_group(device=device, data_dir=data_dir, probe=probe, log=say,
+                                                      step=step)
 
         def on_record(cell: Any, record: Any) -> None:  # every executor's record stream
             if shown is None:
