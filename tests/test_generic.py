@@ -184,6 +184,63 @@ def test_vmap_trains_as_one_by_one(data, make, kind):
     assert [r.model for r in vm] == [0, 1, 2] and [r.seed for r in vm] == seeds
 
 
+@pytest.mark.parametrize("make", [small_cnn, lambda: ResNet(norm=True)], ids=["cnn-dropout", "resnet-batchnorm"])
+def test_worker_threads_train_as_one_after_the_other(data, make):
+    """One by one on the CPU, K models train side by side on worker threads (one intra-op
+    thread each, engine.threads) as they train one after the other on the calling thread
+    (workers=1): within the ReLU tolerance (other thread counts sum in another order),
+    BatchNorm's running statistics (updated in place, per model, from two threads) too;
+    two runs with the workers give the same bits; torch's thread count is left as it was."""
+    models, seeds = models_of(make, 5), [1, 2, 1, 3, 2]  # 2 workers: 2 + 2 models, 1 after
+    threads = torch.get_num_threads()
+    seq = train_generic(models, seeds, data, CFG, input_shape=SHAPE, mode="each", workers=1)
+    par = train_generic(models, seeds, data, CFG, input_shape=SHAPE, mode="each", workers=2)
+    again = train_generic(models, seeds, data, CFG, input_shape=SHAPE, mode="each", workers=2)
+    assert torch.get_num_threads() == threads
+    for m, a, b, c in zip(models, par, seq, again):
+        if make is small_cnn:
+            assert_close(a, b, m.state_dict(), data, SWITCH_WEIGHTS, SWITCH_METRICS)
+        else:  # the conv biases in front of a BatchNorm left out (see the BatchNorm test below)
+            gaps = relative_gaps(a.final_state, b.final_state, m.state_dict())
+            kept = {k: v for k, v in gaps.items() if b.final_state[k].is_floating_point()
+                    and not k.endswith("conv1.bias")}
+            assert max(kept.values()) <= SWITCH_WEIGHTS, kept
+            assert [e.val_loss for e in a.epochs] == pytest.approx([e.val_loss for e in b.epochs],
+                                                                   rel=SWITCH_METRICS)
+        assert states_equal(a.final_state, c.final_state)
+        assert a.epochs[-1].params == c.epochs[-1].params
+        moved = max((b.final_state[k] - v).abs().max().item() for k, v in m.state_dict().items()
+                    if v.is_floating_point())
+        assert moved > 1e-3
+    if make is not small_cnn:
+        rm = "blocks.0.bn.running_mean"
+        for m, a in zip(models, par):
+            assert not torch.equal(a.final_state[rm], m.state_dict()[rm])
+            assert int(a.final_state["blocks.0.bn.num_batches_tracked"]) == 2 * CFG.steps_per_epoch(data.n_train)
+
+
+def test_thread_team_assignment_and_sizes():
+    """The workers' shares: worker w trains w, w + n, ...; the remainder K mod n runs on the
+    calling thread; no team on CUDA, for one model or with workers=1."""
+    from initlab.engine.threads import Team, assignment, run_split, team_size
+
+    assert assignment(7, 2) == ([[0, 2, 4], [1, 3, 5]], [6])
+    assert assignment(4, 4) == ([[0], [1], [2], [3]], [])
+    cpu = torch.device("cpu")
+    assert team_size(7, cpu, 2) == 2 and team_size(1, cpu) == 0 and team_size(7, cpu, 1) == 0
+    assert team_size(3, cpu, 8) == 3 and team_size(7, torch.device("cuda")) == 0
+    before = torch.get_num_threads()
+    seen: dict[int, tuple[str, int]] = {}
+    with Team(2) as team:
+        assert torch.get_num_threads() == before
+        run_split(team, 5, lambda k, w: seen.__setitem__(k, ("worker", torch.get_num_threads())),
+                  lambda k: seen.__setitem__(k, ("main", torch.get_num_threads())))
+        with pytest.raises(ZeroDivisionError):
+            team.run(lambda w: 1 // 0)
+    assert seen == {0: ("worker", 1), 1: ("worker", 1), 2: ("worker", 1), 3: ("worker", 1),
+                    4: ("main", before)}
+
+
 def test_a_wrong_seed_lands_outside_the_tolerance(data):
     """The tolerance is no blanket: the same CNN trained with another seed (another data
     order and other dropout masks) lands more than 3x outside it, and assert_close says so;
@@ -398,6 +455,7 @@ class RandomForward(nn.Module):
     ("mode", r"mode must be one of auto, vmap, each"),
     ("seeds", r"got 2 models but 1 seeds"),
     ("output", r"it must return logits \[batch, classes\]"),
+    ("workers", r"workers must be a positive integer or None, got 0"),
 ])
 def test_bad_inputs_get_one_line(data, case, match):
     models, shape, seeds, mode = models_of(small_cnn, 2), SHAPE, [1, 2], "auto"
@@ -420,9 +478,10 @@ def test_bad_inputs_get_one_line(data, case, match):
         seeds = [1]
     elif case == "output":
         models = [nn.Sequential(nn.Conv2d(1, 4, 3)) for _ in range(2)]
+    workers = 0 if case == "workers" else None
     state = torch.random.get_rng_state()
     with pytest.raises(InitlabError, match=match) as err:
-        train_generic(models, seeds, data, CFG, input_shape=shape, mode=mode)
+        train_generic(models, seeds, data, CFG, input_shape=shape, mode=mode, workers=workers)
     assert "\n" not in str(err.value)
     assert torch.equal(state, torch.random.get_rng_state())  # nothing read the global RNG
 
