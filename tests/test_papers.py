@@ -219,3 +219,11 @@ def test_training_cards_count_divergence_as_infinite_loss() -> None:
     gone = SimpleNamespace(status=CellStatus.DIVERGED, epochs=ep[:1])
     for f in (fixup2019._final_train_loss, mup2021._loss):
         assert f(done) == 1.25 and f(gone) == math.inf
+
+
+def test_fixup2019_spread_of_a_diverged_seed() -> None:
+    from initlab.papers.cards import fixup2019
+
+    s = fixup2019._spread([1.0, math.inf])
+    assert s.mean == math.inf and math.isnan(s.std) and s.n == 2
+    assert fixup2019._spread([1.0, 2.0]).mean == 1.5

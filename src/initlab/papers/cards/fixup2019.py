@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from initlab.papers.card import Card, Check, Measured, spread
+from initlab.papers.card import Card, Check, Measured, Spread, spread
 from initlab.papers.context import CardContext
 
 HE, FIXUP, ZERO = "he_normal", "fixup", "zero_init"
@@ -50,6 +50,14 @@ def _final_train_loss(cell: Any) -> float:
     if not losses or not math.isfinite(losses[-1]):
         return math.inf
     return float(losses[-1])
+
+
+def _spread(values: list[float]) -> Spread:
+    """:func:`~initlab.papers.card.spread`, with an infinite mean (NaN std) when any seed
+    diverged."""
+    if all(math.isfinite(v) for v in values):
+        return spread(values)
+    return Spread(math.inf, math.nan, len(values))
 
 
 def measure(s: Mapping[str, Any], ctx: CardContext) -> Measured:
@@ -73,7 +81,7 @@ def measure(s: Mapping[str, Any], ctx: CardContext) -> Measured:
         diverged[c.scheme] = diverged.get(c.scheme, 0) + (str(c.status) == "diverged")
     n = len(cfg.seeds)
     init = {k: spread(v) for k, v in init_loss.items()}
-    fin = {k: spread(v) for k, v in final.items()}
+    fin = {k: _spread(v) for k, v in final.items()}
     q = ctx.quick
     note = "quick: 1 epoch on 64 images is too short to judge training" if q else ""
 
