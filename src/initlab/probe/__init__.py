@@ -8,7 +8,9 @@
 
 Modules: :mod:`~initlab.probe.runner` (the probe), :mod:`~initlab.probe.capture` (hooks),
 :mod:`~initlab.probe.measures` (effective rank, duplicate units, Jacobian spectrum),
-:mod:`~initlab.probe.verdicts`, :mod:`~initlab.probe.meanfield` (Poole et al. 2016;
+:mod:`~initlab.probe.verdicts` (the raw, measured verdicts),
+:mod:`~initlab.probe.calibration` (the calibrated ones: what the measurements predict about
+training, per optimizer, fitted on a grid of trained models), :mod:`~initlab.probe.meanfield` (Poole et al. 2016;
 Schoenholz et al. 2017), :mod:`~initlab.probe.result`, :mod:`~initlab.probe.table`,
 :mod:`~initlab.probe.figures`; ``file.py:function`` models load with
 :func:`initlab.engine.custom_model.load_factory` (re-exported here).
@@ -17,6 +19,7 @@ Schoenholz et al. 2017), :mod:`~initlab.probe.result`, :mod:`~initlab.probe.tabl
 import sys as _sys
 import types as _types
 
+from initlab.probe.calibration import Prediction, load_calibration, predict as predict_training
 from initlab.probe.capture import LAYER_TYPES, Capture
 from initlab.probe.figures import probe_figures, save_probe_figures
 from initlab.engine.custom_model import load_factory
@@ -30,7 +33,7 @@ from initlab.probe.table import render
 from initlab.probe.verdicts import Thresholds, diagnose
 
 __all__ = [
-    "Capture", "DEFAULT_SCHEMES", "KINDS", "LAYER_TYPES", "LayerProbe", "MeanField", "ProbeResult", "SchemeProbe", "Thresholds",
+    "Capture", "DEFAULT_SCHEMES", "Prediction", "load_calibration", "predict_training", "KINDS", "LAYER_TYPES", "LayerProbe", "MeanField", "ProbeResult", "SchemeProbe", "Thresholds",
     "Verdict", "c_map", "c_star", "chi_1", "chi_q", "critical_sigma_w2", "diagnose", "load_factory",
     "mean_field", "predict_depth_profile", "probe", "probe_figures", "q_map", "q_star", "render",
     "save_probe_figures",
