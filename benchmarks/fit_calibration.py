@@ -59,7 +59,12 @@ def markdown(cal: Any) -> str:
                                                 for r in row) + " |")
     lines += ["", "| optimizer / family | rows | Spearman rho (pooled) | p | mean within-model rho (models) |",
               "|---|---|---|---|---|"]
-    for key, e in h["spearman"].items():
+    def order(key: str) -> tuple[int, int, str]:
+        opt, fam = key.split("/")
+        return (OPTIMIZERS.index(opt), fam == "all", fam)
+
+    for key in sorted(h["spearman"], key=order):
+        e = h["spearman"][key]
         if e["n"] == 0:
             continue
         rho = "-" if "rho" not in e else f"{e['rho']:.2f}"
