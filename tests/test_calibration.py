@@ -271,3 +271,12 @@ def test_calibration_figure(shipped_grid):
     assert len(fig.axes) == len({p["optimizer"] for p in pts})
     with pytest.raises(InitlabError, match="no points"):
         calibration_figure([])
+
+
+def test_study_report_probe_table_shows_predicted_beside_measured(deep_relu):
+    from initlab.report.build import _probe_table
+
+    html = _probe_table(deep_relu)
+    assert "predicted (Adam)" in html and "predicted (SGD)" in html and "measured" in html
+    assert "likely to stall with SGD at this depth (31 layers)" in html  # glorot_normal's tooltip
+    assert "unbroken symmetry" in html

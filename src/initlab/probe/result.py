@@ -302,20 +302,24 @@ class ProbeResult:
 
     def _repr_html_(self) -> str:
         """One row per scheme for notebooks: the signal and gradient rates per layer, the
-        output's std and loss at init, and the verdicts (red) or ``ok`` (green)."""
+        output's std and loss at init, the calibrated verdict and score for Adam and for SGD
+        (:mod:`~initlab.probe.calibration`) and the measured verdicts (red) or ``ok`` (green)."""
         from initlab.display import Mark, html_table
+        from initlab.probe.calibration import predict
 
         rows = []
         for s in self.schemes:
             last = s.layers[-1] if s.layers else None
             verdicts = "; ".join(v.message for v in s.verdicts)
+            pred = [predict(s, optimizer=o) for o in ("adam", "sgd")]
             rows.append((s.scheme, len(s.layers), s.signal_rate, s.gradient_rate,
                          last.pre_std if last is not None else float("nan"), s.loss,
+                         *(Mark(f"{p.verdict.replace('_', ' ')} ({p.score:.2f})", p.ok) for p in pred),
                          Mark(verdicts or "ok", s.ok)))
         return html_table(f"initlab.probe: {self.model} at init on {self.n_inputs} {self.inputs} inputs, "
                           f"seed {self.seed}",
                           ["scheme", "layers", "signal rate", "gradient rate", "output pre std", "loss",
-                           "verdicts"], rows)
+                           "predicted (Adam)", "predicted (SGD)", "measured"], rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "inputs": self.inputs, "n_inputs": self.n_inputs,
