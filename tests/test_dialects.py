@@ -212,7 +212,11 @@ def test_keras_lstm_layer_matches() -> None:
 ], ids=["Bilinear", "Embedding", "Embedding-padding", "LSTM", "GRU", "LSTM-proj", "Linear", "Conv2d"])
 def test_torch_default_is_what_torch_itself_draws(make) -> None:
     """A module fresh from torch's own constructor conforms to ``torch_default`` (check), and
-    initlab's torch_default draw matches torch's (two-sample KS on every weight and bias)."""
+    initlab's torch_default draw matches torch's (two-sample KS on every weight and bias).
+    torch's draw is seeded: unseeded, it came from the global RNG wherever the tests before had
+    left it, and the verdict changed with which tests ran first (GRU's bias_ih: p = 8e-5 after
+    the whole file, above 1e-4 when run alone)."""
+    torch.manual_seed(0)
     theirs = make()
     assert initlab.check(theirs, "torch_default").ok
     ours = make()

@@ -5,14 +5,18 @@ the framework. :func:`layer_rule` gives, for one weight of one layer kind, what 
 initlab's torch conventions (the table of :mod:`initlab.schemes.fans`, which ``torch:`` and
 canonical names keep):
 
-**Keras / JAX fans** (schemes with ``layout=keras``: every ``keras:`` and ``jax:`` fan-based
-name and ``keras:orthogonal`` / ``jax:orthogonal``):
+**Keras / JAX fans** (schemes with ``layout=keras``: every ``keras:`` fan-based name and
+``keras:orthogonal``; ``layout=jax``: every ``jax:`` fan-based name and ``jax:orthogonal``):
 
 - Embedding: the table is ``(num_embeddings, dim)`` in both frameworks and Keras'
   ``compute_fans`` (keras/src/initializers/random_initializers.py) reads a 2-d shape as
   ``(fan_in, fan_out)``; JAX's ``_compute_fans`` (jax/_src/nn/initializers.py) with its
   default ``in_axis=-2, out_axis=-1`` does the same: ``fan_in = num_embeddings``,
   ``fan_out = dim`` (torch's tensor rule gives the reverse).
+- ConvTranspose (``layout=jax`` only): Flax's ConvTranspose kernel is ``(*k, in, out)``
+  (flax/linen/linear.py, ``transpose_kernel=False``), so JAX's ``_compute_fans`` gives
+  ``fan_in = in * receptive``; torch stores ``(in, out, *k)`` and its tensor rule (and Keras,
+  whose kernel is ``(*k, out, in)``) gives ``out * receptive``: the ``transposed`` fan layout.
 - RNN / LSTM / GRU: Keras' cells (keras/src/layers/rnn/lstm.py, gru.py, simple_rnn.py) hold
   one ``kernel`` of shape ``(in, G*units)`` and one ``recurrent_kernel`` ``(units, G*units)``
   (G = 4 for LSTM, 3 for GRU, 1 for SimpleRNN) and initialize each as **one matrix**:
@@ -20,6 +24,10 @@ name and ``keras:orthogonal`` / ``jax:orthogonal``):
   ``(u, 4u)`` matrix (rows orthonormal), not G orthogonal ``(u, u)`` blocks. initlab draws
   torch's ``weight_ih`` ``(G*u, in)`` / ``weight_hh`` ``(G*u, u)`` -- the transposes -- whole,
   which gives the same fans and the same law (the transpose of a Haar-orthogonal matrix is one).
+  JAX has no recurrent layer; Flax's cells (flax/linen/recurrent.py LSTMCell, GRUCell,
+  OptimizedLSTMCell, SimpleCell) hold **one Dense per gate** (``ii``, ``if``, ... kernels
+  ``(in, u)``, ``hi``, ... ``(u, u)``) and call the initializer on each, so ``layout=jax`` keeps
+  torch's per-gate blocks: fans ``(in, u)`` / ``(u, u)`` and an orthogonal ``(u, u)`` per gate.
 
 **Framework defaults on every layer type** (``torch_default``, ``keras_default``,
 ``flax_default``):
@@ -41,6 +49,8 @@ Keras LSTM/GRU/RNN     kernel glorot_uniform on ``(in, G*u)``,         keras/src
 Flax Embed             N(0, 1/dim), untruncated                        flax/linen/linear.py
                        (``default_embed_init = variance_scaling(1.0,
                        'fan_in', 'normal', out_axis=0)``)
+Flax ConvTranspose     lecun_normal with fan_in = in * receptive       flax/linen/linear.py
+                       (kernel ``(*k, in, out)``), bias 0
 Flax LSTM/GRU cells    one Dense per gate: kernel lecun_normal per     flax/linen/recurrent.py
                        gate, recurrent kernel orthogonal per gate
                        ``(u, u)``, bias 0
@@ -67,10 +77,11 @@ from initlab.schemes.laws import Law
 __all__ = ["IdentitySampler", "LayerRule", "FrameworkDefaultScheme", "layer_rule", "LAYOUTS"]
 
 #: The ``layout=`` words: whose fan and matrix conventions a scheme follows on each layer.
-LAYOUTS = ("torch", "keras")
+LAYOUTS = ("torch", "keras", "jax")
 
 RECURRENT_KINDS = {"RNN": 1, "LSTM": 4, "GRU": 3}
 EMBEDDING_KINDS = ("Embedding", "EmbeddingBag")
+CONV_T_KINDS = ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,8 @@ class LayerRule:
     scheme: Scheme | None = None
     #: draw the stacked gate blocks of a recurrent weight as one matrix (Keras)
     whole: bool = False
-    #: "keras": fans of an Embedding table as Keras / JAX read them (fan_in = num_embeddings)
+    #: "keras": fans of an Embedding table as Keras / JAX read them (fan_in = num_embeddings);
+    #: "transposed": a ConvTranspose weight's fans as Flax reads its (*k, in, out) kernel
     fan_layout: str = "torch"
     #: the biases' scheme (None: apply's bias rule)
     bias: Scheme | None = None
@@ -139,10 +151,16 @@ def _hidden(kind: str, param: str, shape: tuple[int, ...]) -> int:
 
 
 def _generic(s: Scheme, kind: str, param: str) -> LayerRule | None:
-    if s.params.get("layout") != "keras":
+    layout = s.params.get("layout")
+    if layout not in ("keras", "jax"):
         return None
     if kind in EMBEDDING_KINDS:
         return LayerRule(fan_layout="keras", note="Keras/JAX Embedding fans: fan_in = num_embeddings")
+    if layout == "jax":
+        if kind in CONV_T_KINDS:
+            return LayerRule(fan_layout="transposed",
+                             note="Flax ConvTranspose kernel (*k, in, out): fan_in = in * receptive")
+        return None  # recurrent: Flax's cells are one Dense per gate, torch's blocks
     if kind in RECURRENT_KINDS and not param.startswith("weight_hr"):
         return LayerRule(whole=True, note="Keras: one (in or units, G*units) matrix, not G gate blocks")
     return None
@@ -182,6 +200,9 @@ def _flax_default(kind: str, param: str, shape: tuple[int, ...]) -> LayerRule | 
     if kind in EMBEDDING_KINDS:
         return LayerRule(scheme=_get("normal", std=1.0 / math.sqrt(shape[1])),
                          note="Flax Embed: N(0, 1/dim) untruncated (default_embed_init)")
+    if kind in CONV_T_KINDS:
+        return LayerRule(fan_layout="transposed",
+                         note="Flax ConvTranspose kernel (*k, in, out): lecun_normal fan_in = in * receptive")
     if kind in RECURRENT_KINDS and param.startswith("weight_hh"):
         return LayerRule(scheme=_get("orthogonal"), note="Flax cells: recurrent kernel orthogonal per gate")
     return None

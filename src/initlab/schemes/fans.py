@@ -23,12 +23,18 @@ two dims are (in, out)), so that tensor-level results match the framework exactl
 
 Layer-aware rules (:mod:`initlab.layers`) refine two cases: a **transposed convolution**'s
 weight is stored (in, out/groups, *k), so the tensor rule calls ``out/groups*receptive``
-its fan_in; both frameworks do that, and initlab keeps it for parity (documented, and the
-record shows the fans used). **Recurrent** weights are stacked gate blocks
+its fan_in; torch and Keras do that (Keras' Conv*DTranspose kernel is ``(*k, out, in)``), and
+initlab keeps it for parity (documented, and the record shows the fans used). Flax's
+ConvTranspose kernel is ``(*k, in, out)`` (flax/linen/linear.py, ``transpose_kernel=False``), so
+JAX's rule gives ``in*receptive``: the ``jax:`` names and ``flax_default`` use that (layout
+``transposed``). **Recurrent** weights are stacked gate blocks
 (G = 4 for LSTM, 3 for GRU, 1 for RNN); initlab initializes each (hidden, in) block on its
 own, so fan_out is ``hidden``, not ``G*hidden`` as Keras' whole-kernel rule gives. The
-``keras:`` and ``jax:`` names (``layout=keras``) follow Keras and JAX on both (the Embedding
-layout and the whole recurrent kernel): see :mod:`initlab.schemes.dialects`.
+``keras:`` names (``layout=keras``) follow Keras on both (the Embedding layout and the whole
+recurrent kernel); the ``jax:`` names (``layout=jax``) follow JAX/Flax: the Embedding layout,
+per-gate recurrent kernels (Flax's cells have one Dense per gate), and a ConvTranspose
+kernel's fans ``in*receptive / out*receptive`` (Flax's ``(*k, in, out)`` kernel): see
+:mod:`initlab.schemes.dialects`.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from typing import Literal, Sequence
 
 from initlab.errors import InitlabError
 
-Layout = Literal["torch", "keras"]
+Layout = Literal["torch", "keras", "transposed"]
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 #: Keras 3's VarianceScaling modes (keras/src/initializers/random_initializers.py checks
@@ -51,6 +57,9 @@ def fans(shape: Sequence[int], layout: Layout = "torch") -> tuple[int, int]:
 
     torch layout: ``fan_in = shape[1] * prod(shape[2:])``, ``fan_out = shape[0] * prod(shape[2:])``.
     keras layout: ``fan_in = shape[-2] * prod(shape[:-2])``, ``fan_out = shape[-1] * prod(shape[:-2])``.
+    transposed: torch's shape with the two swapped, ``fan_in = shape[0] * prod(shape[2:])``,
+    ``fan_out = shape[1] * prod(shape[2:])``: a torch ConvTranspose weight ``(in, out, *k)`` read as
+    Flax reads its ``(*k, in, out)`` ConvTranspose kernel (``transpose_kernel=False``).
     Raises InitlabError for 0-d and 1-d shapes (a bias or a scalar has no fans).
     """
     shape = tuple(int(s) for s in shape)
@@ -65,7 +74,10 @@ def fans(shape: Sequence[int], layout: Layout = "torch") -> tuple[int, int]:
     if layout == "keras":
         receptive = math.prod(shape[:-2])
         return shape[-2] * receptive, shape[-1] * receptive
-    raise InitlabError(f"unknown layout {layout!r}; use 'torch' or 'keras'")
+    if layout == "transposed":
+        receptive = math.prod(shape[2:])
+        return shape[0] * receptive, shape[1] * receptive
+    raise InitlabError(f"unknown layout {layout!r}; use 'torch', 'keras' or 'transposed'")
 
 
 def fan_for_mode(fan_in: int, fan_out: int, mode: str) -> float:

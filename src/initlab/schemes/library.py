@@ -56,14 +56,17 @@ def _sampler_for(dist: str):
     return build_glorot, build_he, build_lecun
 
 
-#: ``layout=keras``: the dialect aliases of Keras and JAX follow their fans on every layer type
+#: ``layout=keras`` / ``layout=jax``: the dialect aliases of Keras and of JAX (as Flax's layers
+#: call its initializers) follow their fans on every layer type (initlab.schemes.dialects)
 KERAS_LAYOUT = {"layout": "keras"}
+JAX_LAYOUT = {"layout": "jax"}
 
 
 def _split(aliases: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, dict[str, str]]]:
-    """Plain aliases, and the keras:/jax: ones as dialects with ``layout=keras``."""
+    """Plain aliases, and the keras: / jax: ones as dialects with ``layout=keras`` / ``jax``."""
     plain = tuple(a for a in aliases if not a.startswith(("keras:", "jax:")))
-    return plain, {a: dict(KERAS_LAYOUT) for a in aliases if a.startswith(("keras:", "jax:"))}
+    return plain, {a: dict(KERAS_LAYOUT if a.startswith("keras:") else JAX_LAYOUT)
+                   for a in aliases if a.startswith(("keras:", "jax:"))}
 
 
 #: Keras' VarianceScaling distribution words, in initlab's (Keras reads the legacy
@@ -135,7 +138,7 @@ def _register_all() -> None:
                    "truncated_normal: N(0, sqrt(Var)/0.8796) cut at +-2 of its std",
                    f"{JAX}.variance_scaling (its 'normal' is untruncated, as here; mode fan_geo_avg: "
                    "sqrt(fan_in fan_out))", group="fan",
-                   dialects={"jax:variance_scaling": dict(KERAS_LAYOUT)},
+                   dialects={"jax:variance_scaling": dict(JAX_LAYOUT)},
                    domains={"scale": NON_NEGATIVE, "mode": MODES, "distribution": DISTRIBUTIONS,
                             "layout": LAYOUTS}))
     register(Entry("keras_variance_scaling",
@@ -197,7 +200,7 @@ def _register_all() -> None:
                    f"Saxe et al. 2014, 'Exact solutions to the nonlinear dynamics of learning in deep "
                    f"linear networks'; {TORCH}.orthogonal_",
                    group="structured", aliases=("torch:orthogonal",),
-                   dialects={"keras:orthogonal": dict(KERAS_LAYOUT), "jax:orthogonal": dict(KERAS_LAYOUT)},
+                   dialects={"keras:orthogonal": dict(KERAS_LAYOUT), "jax:orthogonal": dict(JAX_LAYOUT)},
                    domains={"gain": NON_NEGATIVE, "layout": LAYOUTS}))
     register(Entry("identity", lambda gain: IdentitySampler(gain), {"gain": 1.0},
                    "W = gain * I (gain on the diagonal of a 2-d weight)",
@@ -258,6 +261,7 @@ def _register_all() -> None:
                    group="framework", aliases=("flax:default", "jax:dense_default"),
                    scheme_class=FrameworkDefaultScheme,
                    note="layer-aware (initlab.schemes.dialects): Embed N(0, 1/dim) untruncated (default_embed_init); "
+                        "ConvTranspose lecun_normal on Flax's (*k, in, out) kernel fans (fan_in = in * k^d); "
                         "LSTM/GRU cells: kernel lecun_normal and recurrent kernel orthogonal, per gate"))
 
     # --- data-dependent ---------------------------------------------------------------------

@@ -11,10 +11,10 @@ initlab names are unambiguous (``glorot_normal`` is the untruncated normal, as t
 normal, as Keras' and JAX's ``glorot_normal``). A dialect prefix resolves a framework's
 own word to exactly what that framework does: ``keras:glorot_normal`` ->
 ``glorot_truncated_normal``, ``torch:xavier_normal`` -> ``glorot_normal``,
-``keras:random_normal`` -> ``normal(std=0.05)``. The ``keras:`` and ``jax:`` fan-based and
-orthogonal names also set ``layout=keras``: on an Embedding and an LSTM/GRU they take Keras'
-and JAX's fans and matrices (``keras:glorot_normal`` is ``glorot_truncated_normal(layout=keras)``;
-:mod:`initlab.schemes.dialects`). Framework parameter words are translated
+``keras:random_normal`` -> ``normal(std=0.05)``. The ``keras:`` fan-based and orthogonal names
+also set ``layout=keras`` and the ``jax:`` ones ``layout=jax``: on an Embedding, an LSTM/GRU and
+(JAX) a ConvTranspose they take that framework's fans and matrices (``keras:glorot_normal`` is
+``glorot_truncated_normal(layout=keras)``; :mod:`initlab.schemes.dialects`). Framework parameter words are translated
 (:data:`FRAMEWORK_WORDS`, :data:`ENTRY_WORDS`), and torch's in-place names with a trailing
 underscore resolve to the same scheme.
 
