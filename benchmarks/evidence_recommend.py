@@ -2,8 +2,8 @@
 
 For each model below, ``initlab.recommend`` probes every applicable scheme at init and
 ranks them by the calibrated score; then *every* candidate is trained (``top`` = all of
-them) in one batched study -- the calibration's budget: one epoch on the first 10,000
-Fashion-MNIST training images, validated on the first 2,000 test images, three seeds --
+them) in one batched study -- with the budget the shipped calibration was fitted for (its
+grid's epochs and numbers of Fashion-MNIST training and test images), three seeds --
 and the top-ranked scheme is compared with the best trained one. It *holds* when the
 top-ranked scheme's mean final accuracy is within the seed-to-seed spread of the best's
 (:func:`initlab.recommend.within_spread`: at most the larger standard deviation over
@@ -18,7 +18,10 @@ basic blocks of 16 channels, stride 2 at blocks 1 and 2).
     nice .venv/bin/python benchmarks/evidence_recommend.py --quick          # seconds: tiny models
 
 Each model's study goes to ``OUT/<model>-<optimizer>/`` (resumable: a rerun continues);
-the table goes to ``OUT/evidence_recommend.json`` and is printed as Markdown.
+the table goes to ``OUT/evidence_recommend.json`` (``--table``) and is printed as Markdown.
+The ranking depends only on the probe and the shipped calibration, the training only on
+the budget: with a refitted calibration, ``--table new.json`` re-ranks every model and
+reuses the trained studies.
 """
 
 from __future__ import annotations
@@ -79,6 +82,16 @@ def evidence(name: str, spec, *, optimizer: str, epochs: int, seeds: int, limit:
     }
 
 
+def _calibration_budget() -> dict:
+    """The training budget the shipped calibration was fitted for (its grid's settings:
+    epochs, training and test images), so that the evidence trains as the score predicts."""
+    from initlab.probe.calibration import load_calibration
+
+    settings = dict(load_calibration().grid.get("settings", {}))
+    return {"epochs": int(settings.get("epochs", 1)), "n_train": int(settings.get("n_train", 10_000)),
+            "n_test": int(settings.get("n_test", 2_000))}
+
+
 def markdown(rows: list[dict]) -> str:
     head = ("| model | optimizer | schemes | top-ranked (score) | its accuracy | best trained | its accuracy "
             "| best's rank | holds |\n|---|---|---|---|---|---|---|---|---|")
@@ -96,19 +109,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/evidence_recommend")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     p.add_argument("--optimizers", default="adam", help="comma-separated: adam, sgd")
-    p.add_argument("--epochs", type=int, default=1)
+    budget = _calibration_budget()
+    p.add_argument("--epochs", type=int, default=budget["epochs"])
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--limit", type=int, default=10_000)
-    p.add_argument("--limit-val", type=int, default=2_000)
+    p.add_argument("--limit", type=int, default=budget["n_train"])
+    p.add_argument("--limit-val", type=int, default=budget["n_test"])
     p.add_argument("--data-dir", default=None)
     p.add_argument("--quick", action="store_true", help="tiny models on 512/256 images, 2 seeds")
+    p.add_argument("--table", default="evidence_recommend.json",
+                   help="the results file in OUT (its models are skipped; a new name re-ranks every model, "
+                        "resuming the trained studies: only the probe and the ranking run again)")
     args = p.parse_args(argv)
     models = QUICK_MODELS if args.quick else MODELS
     if args.quick:
         args.limit, args.limit_val, args.seeds = 512, 256, 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results_path = out / "evidence_recommend.json"
+    results_path = out / args.table
     done = json.loads(results_path.read_text())["rows"] if results_path.is_file() else []
     rows = [r for r in done]
     t0 = time.perf_counter()
@@ -122,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} {opt}: top {row['top_ranked']} {row['top_acc']:.4f} vs best {row['best_trained']} "
                   f"{row['best_acc']:.4f} -> {'holds' if row['holds'] else 'FAILS'} ({row['wall_s']} s)", flush=True)
             results_path.write_text(json.dumps({
+                "calibration": {k: v for k, v in __import__("initlab.probe.calibration", fromlist=["x"])
+                                .load_calibration().grid.items() if k in ("rows", "sha256", "file")},
                 "settings": {"epochs": args.epochs, "seeds": args.seeds, "limit": args.limit,
                              "limit_val": args.limit_val, "quick": args.quick},
                 "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),

@@ -185,9 +185,11 @@ def model_file(tmp_path):
 
 
 def test_cli_user_model_json(model_file, capsys):
-    assert main(["recommend", f"{model_file}:cnn", "--input-shape", "1,28,28", "--json"]) == 0
+    assert main(["recommend", f"{model_file}:cnn", "--input-shape", "1,28,28", "--json",
+                 "--schemes", "delta_orthogonal,he_normal,zeros"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["input_shape"] == [1, 28, 28] and "delta_orthogonal" in [c["scheme"] for c in d["candidates"]]
+    assert d["input_shape"] == [1, 28, 28] and d["layer_types"] == ["Conv2d", "Linear"]
+    assert {c["scheme"] for c in d["candidates"]} == {"delta_orthogonal", "he_normal", "zeros"}
     assert d["best"] == d["candidates"][0]["scheme"] and "initlab.apply" in d["code"]
 
 
@@ -262,7 +264,7 @@ def test_confirm_a_module_and_the_cli(tmp_path, capsys):
 
 # -- the report's recommendation section ------------------------------------------------------
 
-def test_report_section_ranks_each_probed_group_beside_its_training(tmp_path, monkeypatch):
+def test_report_section_ranks_each_probed_group_beside_its_training(tmp_path):
     from initlab.probe import ProbeResult
     from initlab.report.build import build_report
     from initlab.report.recommendation import rank, within_spread as rule
@@ -273,38 +275,32 @@ def test_report_section_ranks_each_probed_group_beside_its_training(tmp_path, mo
     probe = initlab.probe(MLPSpec(16, (8,), 10, dropout=0.0), schemes=["zeros", "he_normal"], n_inputs=16,
                           jacobian=False)
     run.probes = {("mlp-a", "fashion-mnist"): ProbeResult.from_dict(json.loads(probe.to_json()))}
-    points = [{"score": 0.9, "accuracy": 0.8, "verdict": "ok", "optimizer": "adam", "split": "heldout"},
-              {"score": 0.1, "accuracy": 0.1, "verdict": "vanishing_signal", "optimizer": "sgd", "split": "train"}]
-    monkeypatch.setattr(calibration, "calibration_points", lambda optimizer=None: points, raising=False)
     text = build_report(tmp_path, data=run).read_text()
     body = text[text.index('<section id="recommendation"'):]
     body = body[:body.index("</section>")]
-    ranked = [sp.scheme for sp, _ in rank(probe, "adam")]
-    assert ranked[0] == "he_normal"
+    assert [sp.scheme for sp, _ in rank(probe, "adam")][0] == "he_normal"
     assert body.index(">he_normal<") < body.index(">zeros<")
     assert "Top-ranked <b>he_normal</b>" in body and "seed-to-seed spread" in body
-    assert "recommend_calibration.png" in body and (tmp_path / "figures" / "recommend_calibration.png").is_file()
+    assert "g1_recommend_calibration.png" in body
+    assert (tmp_path / "figures" / "g1_recommend_calibration.png").is_file()
+    assert "recommend_calibration_grid.png" in body  # the calibration's held-out grid
     assert rule([0.8, 0.8], [0.8, 0.84]) and not rule([0.5], [0.8, 0.84])
 
 
-def test_report_section_without_calibration_data_says_so(tmp_path, monkeypatch):
-    from initlab.probe import ProbeResult
+def test_report_section_of_a_group_without_probe_or_training(tmp_path):
     from initlab.report.build import _Ctx
     from initlab.report.recommendation import section
     from initlab.report.synthetic import synthetic_run
 
     run = synthetic_run(tmp_path, schemes=("zeros", "he_normal"), seeds=(0,), widths=(16, 8, 10), epochs=1,
-                        model="mlp-a")
-    probe = initlab.probe(MLPSpec(16, (8,), 10, dropout=0.0), schemes=["zeros", "he_normal"], n_inputs=16,
-                          jacobian=False)
-    run.probes = {("mlp-a", "fashion-mnist"): probe}
-
-    def missing(optimizer=None):
-        raise InitlabError("no calibration grid")
-
-    monkeypatch.setattr(calibration, "calibration_points", missing, raising=False)
+                        model="mlp-a", statuses={("zeros", 0): "pending", ("he_normal", 0): "pending"})
+    (tmp_path / "figures").mkdir()
+    assert "No probe was recorded" in section(_Ctx(run, tmp_path / "figures"))
+    run.probes = {("mlp-a", "fashion-mnist"): initlab.probe(MLPSpec(16, (8,), 10, dropout=0.0),
+                                                            schemes=["zeros", "he_normal"], n_inputs=16,
+                                                            jacobian=False)}
     body = section(_Ctx(run, tmp_path / "figures"))
-    assert "No calibration data to draw" in body and "he_normal" in body
+    assert "he_normal" in body and "Top-ranked" not in body and "g1_recommend" not in body  # nothing trained yet
 
 
 def test_weight_histograms_of_a_few_ulps_range():
@@ -317,3 +313,30 @@ def test_weight_histograms_of_a_few_ulps_range():
     row = np.float32(1.0) + np.arange(5, dtype=np.float32) * np.float32(1.2e-7)
     (d,) = _rows_stats(row.reshape(1, -1), 40)
     assert sum(d["counts"]) == 5 and len(d["edges"]) == 41
+
+
+# -- done-when, small versions: the top-ranked scheme trains within the spread of the best -------
+
+SMALL_SCHEMES = ("he_normal", "glorot_normal", "lecun_normal", "orthogonal", "torch_default", "lsuv",
+                 "uniform_recipe", "zeros", "uniform_0_1")
+SMALL_MODELS = {
+    "article-mlp": (MLPSpec(784, (64, 32), 10, "relu", 0.2), ()),
+    "mlp-30-relu": (MLPSpec(784, (32,) * 30, 10, "relu", 0.0), ()),
+    "mlp-50-tanh": (MLPSpec(784, (32,) * 50, 10, "tanh", 0.0), ()),
+    "cnn": (CNNSpec(depth=4, channels=8, downsample=(1, 2)), ("delta_orthogonal",)),
+    "resnet-nonorm": (ResNetSpec(depth=2, width=8, norm="none", downsample=(1, 2)), ("fixup", "skipinit")),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.skipif(not os.environ.get("INITLAB_DATA_DIR"), reason="needs INITLAB_DATA_DIR")
+@pytest.mark.parametrize("name", list(SMALL_MODELS))
+def test_small_versions_top_ranked_trains_within_the_spread_of_the_best(name):
+    spec, extra = SMALL_MODELS[name]
+    schemes = SMALL_SCHEMES + extra
+    rec = recommend(spec, "fashion-mnist", confirm_epochs=1, top=len(schemes), seeds=2, limit=2048,
+                    limit_val=512, schemes=schemes)
+    best = rec.best_trained()
+    assert best is not None and all(c.trained is not None for c in rec.candidates)
+    assert within_spread(rec.best.trained, best.trained), str(rec)

@@ -7,9 +7,11 @@ optimizer; :func:`rank`) and shown with the calibrated verdict, what it predicts
 scheme's final validation accuracy in the study (mean ± sd over its finished seeds). The
 line under the table says whether the top-ranked scheme landed within the seed-to-seed
 spread of the best trained one (:func:`within_spread`, the same rule as
-``initlab.recommend``'s). The calibration figure plots the calibration grid's score against
-trained relative accuracy, coloured by calibrated verdict
-(:func:`initlab.probe.calibration.calibration_points`), one panel per optimizer.
+``initlab.recommend``'s), and the group's calibration figure plots each scheme's score
+against its trained accuracy, coloured by calibrated verdict
+(:func:`initlab.probe.figures.calibration_figure`); the section ends with the calibration
+grid's held-out points (:func:`initlab.probe.calibration.calibration_points`), the
+reference the study's points are read against.
 
 The study's probes run on its first training images, while the calibration was fitted on
 probes of Gaussian inputs; the section says so.
@@ -24,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from initlab.report import html as H
-from initlab.report.plotting import Figure, pyplot, save_png
 
-__all__ = ["calibration_figure", "deviation", "rank", "section", "within_spread"]
+__all__ = ["deviation", "rank", "section", "within_spread"]
 
 
 def within_spread(candidate: Sequence[float], best: Sequence[float]) -> bool:
@@ -102,7 +103,7 @@ def _acc_text(accs: Sequence[float]) -> str:
     return f"{statistics.fmean(accs) * 100:.2f} ± {sd * 100:.2f}"
 
 
-def _group(ctx: Any, model: str, dataset: str) -> str:
+def _group(ctx: Any, index: int, model: str, dataset: str) -> str:
     from initlab.errors import InitlabError
 
     probe = ctx.run.probes.get((ctx.run.model_of(model), dataset))
@@ -134,56 +135,48 @@ def _group(ctx: Any, model: str, dataset: str) -> str:
                 f'trained scheme, <b>{H.esc(best)}</b>, to {_acc_text(with_acc[best])}%: the top-ranked scheme '
                 + ("lands within" if ok else "does <b>not</b> land within")
                 + " the seed-to-seed spread (the larger sd of the two).</p>")
+    points = [{"score": float(p.score), "accuracy": statistics.fmean(trained[sp.scheme]), "verdict": p.verdict,
+               "optimizer": optimizer} for sp, p in ranked if trained[sp.scheme]]
+    if points:
+        out += _figure(ctx, index, ctx.title(model, dataset), points)
     return out
 
 
-def calibration_figure(points: Sequence[dict[str, Any]], path: Path) -> Figure:
-    """Score vs trained relative accuracy of the calibration grid, one panel per optimizer,
-    coloured by calibrated verdict (held-out points filled, training points hollow)."""
-    plt = pyplot()
-    optimizers = sorted({str(p["optimizer"]) for p in points}) or ["adam"]
-    verdicts = sorted({str(p["verdict"]) for p in points}, key=lambda v: (v != "ok", v))
-    cmap = plt.get_cmap("tab10")
-    colors = {v: ("tab:green" if v == "ok" else cmap((i % 9) + 1)) for i, v in enumerate(verdicts)}
-    fig, axes = plt.subplots(1, len(optimizers), figsize=(4.6 * len(optimizers), 3.8), squeeze=False)
-    for ax, opt in zip(axes[0], optimizers):
-        for v in verdicts:
-            for split, face in (("train", "none"), ("heldout", None)):
-                pts = [p for p in points if p["optimizer"] == opt and p["verdict"] == v
-                       and str(p.get("split", "heldout")) == split]
-                if not pts:
-                    continue
-                ax.scatter([p["score"] for p in pts], [p["accuracy"] for p in pts], s=14,
-                           facecolors=face if face is not None else colors[v], edgecolors=colors[v],
-                           linewidths=0.8, label=f"{v.replace('_', ' ')} ({split})")
-        ax.set_xlim(-0.03, 1.03)
-        ax.set_xlabel("calibrated score at init")
-        ax.set_ylabel(_accuracy_label(points))
-        ax.set_title(f"calibration grid, {opt}", fontsize=10)
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return save_png(fig, path, "calibration: score at init vs trained accuracy, coloured by verdict")
+def _figure(ctx: Any, i: int, title: str, points: list[dict[str, Any]]) -> str:
+    """The group's score vs trained accuracy, coloured by calibrated verdict
+    (:func:`initlab.probe.figures.save_calibration_figure`), as an inline figure."""
+    from initlab.probe.figures import save_calibration_figure
+    from initlab.report.plotting import load_png
+
+    path = save_calibration_figure(points, ctx.path(f"g{i + 1}_recommend_calibration.png"),
+                                   title=f"Calibrated score at init vs trained accuracy: {title}")
+    fig = load_png(Path(path), f"calibrated score vs trained accuracy, {title}")
+    ctx.figures.append(fig)
+    return H.figure(fig, "Each scheme of this study: its calibrated score at init against its final validation "
+                         "accuracy (mean over finished seeds), coloured by calibrated verdict. A calibrated "
+                         "probe puts the schemes that trained well on the right.")
 
 
-def _accuracy_label(points: Sequence[dict[str, Any]]) -> str:
-    return str(points[0].get("accuracy_label", "trained accuracy")) if points else "trained accuracy"
+def _grid_figure(ctx: Any) -> str:
+    """The calibration grid's held-out points (:func:`initlab.probe.calibration.calibration_points`,
+    shipped with the calibration): the figure the study's own points are read against."""
+    from initlab.probe.calibration import calibration_points
+    from initlab.probe.figures import save_calibration_figure
+    from initlab.report.plotting import load_png
 
-
-def _calibration(ctx: Any) -> str:
     try:
-        from initlab.probe.calibration import calibration_points
-
-        points = list(calibration_points())
-    except Exception as exc:  # noqa: BLE001 - no shipped grid: the section says so
-        return (f'<p class="note">No calibration data to draw ({H.esc(type(exc).__name__)}: '
-                f'{H.esc(str(exc)[:200])}).</p>')
+        points = calibration_points(split="heldout")
+    except Exception as exc:  # noqa: BLE001 - an old or missing calibration: the section says so
+        return f'<p class="note">No calibration grid to draw ({H.esc(type(exc).__name__)}: {H.esc(exc)}).</p>'
     if not points:
-        return '<p class="note">The calibration grid is empty.</p>'
-    fig = ctx.add(calibration_figure, points, ctx.path("recommend_calibration.png"))
-    n_held = sum(str(p.get("split", "")) == "heldout" for p in points)
-    return H.figure(fig, f"The calibration grid ({len(points)} trained probes, {n_held} held out: filled): the "
-                         "calibrated score at init against the trained accuracy, coloured by calibrated verdict.")
+        return '<p class="note">The calibration ships no held-out grid points to draw.</p>'
+    path = save_calibration_figure(points, ctx.path("recommend_calibration_grid.png"),
+                                   title="The calibration grid's held-out models")
+    fig = load_png(Path(path), "calibration grid: score at init vs trained accuracy, held-out models")
+    ctx.figures.append(fig)
+    return H.figure(fig, f"The calibration's held-out grid ({len(points)} probed-then-trained models and schemes): "
+                         "the calibrated score at init against the accuracy after the calibration budget, coloured "
+                         "by calibrated verdict.")
 
 
 def section(ctx: Any) -> str:
@@ -191,9 +184,9 @@ def section(ctx: Any) -> str:
     calibration figure."""
     parts = []
     for i, (model, dataset) in enumerate(ctx.groups):
-        parts.append(ctx.heading(i, model, dataset) + _group(ctx, model, dataset))
+        parts.append(ctx.heading(i, model, dataset) + _group(ctx, i, model, dataset))
     parts.append('<p class="note">Scores are <code>initlab.probe.calibration.predict</code>\'s on the probe the '
                  'study recorded at init (its first training images; the calibration was fitted on probes of '
                  'Gaussian inputs). <code>initlab recommend</code> ranks a model\'s schemes the same way.</p>')
-    parts.append(_calibration(ctx))
+    parts.append(_grid_figure(ctx))
     return "".join(parts)
