@@ -187,8 +187,10 @@ def test_article_mlp_verdicts_agree_with_training(shipped_grid):
     adam = {row["scheme"]: (predict_summary(row["probe"], optimizer="adam").ok, ri >= cal.ok_fraction)
             for row, ri in article if row["optimizer"] == "adam"}
     assert adam["uniform_recipe"] == (True, True)
-    agree = sum(p == t for p, t in adam.values()) / len(adam)
-    assert agree >= 0.8, adam
+    # every scheme and optimizer on the article's MLP, as the README states
+    wrong = [(row["scheme"], row["optimizer"], round(ri, 3)) for row, ri in article
+             if predict_summary(row["probe"], optimizer=row["optimizer"]).ok != (ri >= cal.ok_fraction)]
+    assert not wrong, wrong
 
 
 def test_bad_optimizer_is_one_line(deep_relu):
