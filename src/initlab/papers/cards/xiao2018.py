@@ -146,8 +146,11 @@ def measure(s: Mapping[str, Any], ctx: CardContext) -> Measured:
     plt = ctx.pyplot()
     fig, axes = plt.subplots(1, len(depths), figsize=(4.6 * len(depths), 3.3), squeeze=False)
     for ax, d in zip(axes[0], depths):
+        logs = {sch: np.log10(np.maximum(spectra[d][sch], 1e-300)) for sch in (DELTA, GAUSS)}
+        lo = min(float(v.min()) for v in logs.values())
+        bins = np.linspace(min(lo, -1.0) - 0.5, 0.5, 61)  # shared bins: delta-orthogonal's mass is one tall bar
         for sch, label, color in ((DELTA, "delta-orthogonal", "tab:red"), (GAUSS, "Gaussian", "tab:blue")):
-            ax.hist(np.log10(np.maximum(spectra[d][sch], 1e-30)), bins=40, alpha=0.6, color=color, label=label)
+            ax.hist(logs[sch], bins=bins, alpha=0.6, color=color, label=label)
         ax.axvline(0.0, color="gray", ls=":", lw=1)
         ax.set(xlabel="log10 singular value of J", ylabel="count",
                title=f"tanh CNN, depth {d}, {c} ch at {size}x{size}")
