@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no benchmark figures: " + "; ".join(skipped))
         return 1
     m = metas[0]
-    peaks = ", ".join(f"{x['precision']} {x['peak_dtype']} mm peak {x['matmul_peak_gflops'] / 1e3:.1f} TFLOP/s"
-                      for x in metas)
+    peaks = ", ".join(f"{x['precision']}: {x['peak_dtype']} mm peak {x['matmul_peak_gflops']:.4g} GFLOP/s"
+                      for x in dict((x["precision"], x) for x in metas).values())
     print(f"Measured on {m['device']} (torch {m['torch']}, {m['cpus']} CPUs, load {fmt(m.get('load'), '.2f')}); "
           f"{m['n_train']} training / {m['n_val']} validation images, batch 128, the article's MLP; engine and "
           f"generic figures from the last of {m['epochs']} epochs. {peaks}.\n")

@@ -18,11 +18,12 @@
 
 Why float32 master weights for bf16 (and not bfloat16 weights): Adam moves a weight by
 about ``lr`` per step (``lr * m_hat / sqrt(v_hat)``, ``|m_hat / sqrt(v_hat)| <~ 1``), and
-a bfloat16 weight ``w`` cannot move by less than half its spacing, ``|w| * 2**-8``. At the
-article's ``lr = 1e-3`` every weight with ``|w| > 2**8 * 1e-3 / 2 = 0.128``, and at the
-small late-training steps of Adam (``|m_hat / sqrt(v_hat)| << 1``) far smaller weights,
-would round every update away and stop training; float32 weights (spacing ``|w| *
-2**-23``) keep updates down to ``1e-7 |w|``. The optimizer state is float32 for the same
+a bfloat16 weight ``w`` (8 significant bits) is at least ``|w| * 2**-8`` from its
+neighbours, so an update below ``|w| * 2**-9`` rounds away. At the article's ``lr =
+1e-3`` every update of a weight with ``|w| > 2**9 * 1e-3 = 0.51``, and at Adam's small
+late-training steps (``|m_hat / sqrt(v_hat)| << 1``) those of far smaller weights, would
+be lost (and the others rounded to a multiple of the spacing); float32 weights (24
+significant bits) keep updates down to ``|w| * 2**-24``. The optimizer state is float32 for the same
 reason (``v`` is a running mean of squares, whose increments ``(1 - b2) g^2`` are 0.1% of
 it). Sources: Micikevicius et al., "Mixed Precision Training", ICLR 2018 (fp32 master
 weights); Kalamkar et al., "A Study of BFLOAT16 for Deep Learning Training", 2019.
