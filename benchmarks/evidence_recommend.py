@@ -92,15 +92,24 @@ def _calibration_budget() -> dict:
             "n_test": int(settings.get("n_test", 2_000))}
 
 
+def spearman(row: dict) -> float:
+    """Spearman's rank correlation (scipy.stats.spearmanr) of the score and the trained mean
+    accuracy over one model's schemes."""
+    from scipy.stats import spearmanr
+
+    pairs = [(c["score"], c["acc"]) for c in row["ranking"] if c["acc"] is not None]
+    return float(spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
+
+
 def markdown(rows: list[dict]) -> str:
     head = ("| model | optimizer | schemes | top-ranked (score) | its accuracy | best trained | its accuracy "
-            "| best's rank | holds |\n|---|---|---|---|---|---|---|---|---|")
+            "| best's rank | Spearman | holds |\n|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         lines.append(f"| {r['model']} | {r['optimizer']} | {r['schemes']} | {r['top_ranked']} ({r['top_score']:.3g}) "
                      f"| {r['top_acc'] * 100:.1f} ± {r['top_sd'] * 100:.1f}% | {r['best_trained']} "
                      f"| {r['best_acc'] * 100:.1f} ± {r['best_sd'] * 100:.1f}% | {r['best_rank']} "
-                     f"| {'yes' if r['holds'] else '**no**'} |")
+                     f"| {spearman(r):.2f} | {'yes' if r['holds'] else '**no**'} |")
     return "\n".join(lines)
 
 
