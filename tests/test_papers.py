@@ -22,7 +22,6 @@ from initlab.errors import InitlabError, UnknownNameError
 from initlab.papers.card import CardResult, Check, verdict_of
 
 DATA = os.environ.get("INITLAB_DATA_DIR")
-QUICK_BUDGET_S = 60.0  # the budget of a quick card
 
 
 def _available() -> list[str]:
@@ -62,7 +61,7 @@ def test_quick_card(name: str, quick_run: tuple[Path, dict[str, CardResult], str
     # a quick run judges something (its direction checks) and says why it leaves the rest
     assert any(c.passed is not None for c in r.checks), [c.name for c in r.checks]
     assert all(c.note for c in r.checks if c.passed is None)
-    assert 0 < r.wall_s < QUICK_BUDGET_S
+    assert r.wall_s > 0  # the 60 s budget is benchmarks/bench_papers.py --quick's, not a timed test's
     assert r.figures and all((out / f).is_file() and (out / f).stat().st_size > 1000 for f in r.figures)
     assert r.ours and r.values
 
