@@ -94,10 +94,13 @@ def _calibration_budget() -> dict:
 
 def spearman(row: dict) -> float:
     """Spearman's rank correlation (scipy.stats.spearmanr) of the score and the trained mean
-    accuracy over one model's schemes."""
+    accuracy over one model's schemes (a scheme whose every seed diverged has no accuracy
+    and is left out)."""
+    import math
+
     from scipy.stats import spearmanr
 
-    pairs = [(c["score"], c["acc"]) for c in row["ranking"] if c["acc"] is not None]
+    pairs = [(c["score"], c["acc"]) for c in row["ranking"] if c["acc"] is not None and math.isfinite(c["acc"])]
     return float(spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic)
 
 
