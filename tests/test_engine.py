@@ -686,7 +686,7 @@ def test_stats_match_direct_computation(data):
     assert p.std == pytest.approx(w.std(correction=0).item())
     q = torch.quantile(w, torch.tensor(QUANTILE_LEVELS, dtype=torch.float64))
     assert p.quantiles == pytest.approx(q.tolist(), rel=1e-12, abs=1e-15)
-    counts, edges = np.histogram(m[1].weight.detach().numpy(), bins=7)
+    counts, edges = np.histogram(m[1].weight.detach().numpy().astype(np.float64), bins=7)  # binned in float64
     assert list(p.hist_counts) == counts.tolist() and list(p.hist_edges) == edges.tolist()
     x = data.val_x[:50].reshape(50, -1)
     z1 = m[1](x)

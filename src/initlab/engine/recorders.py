@@ -52,7 +52,8 @@ def _rows_stats(x: np.ndarray, bins: int) -> list[dict]:
         zeros = np.count_nonzero(block == 0, axis=1)
         quant = _quantiles(block)
         for j, row in enumerate(block):
-            counts, edges = np.histogram(row, bins=bins)
+            # in float64: float32 cannot split a range of a few ulps (weights ~1 +- 1e-7) into bins
+            counts, edges = np.histogram(row.astype(np.float64), bins=bins)
             out.append(dict(
                 mean=float(mean[j]), std=float(std[j]), min=float(lo[j]), max=float(hi[j]),
                 frac_zero=float(zeros[j]) / n, quantiles=quant[j].tolist(),
