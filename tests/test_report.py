@@ -350,7 +350,7 @@ def test_report_of_a_real_run_has_every_section_and_is_self_contained(tiny_run: 
     path = build_report(tiny_run)
     assert path == tiny_run / "report.html"
     text = path.read_text(encoding="utf-8")
-    assert _sections(text) == [*SECTIONS[:-1], "probe", SECTIONS[-1]]  # the study probed its model
+    assert _sections(text) == [*SECTIONS[:-1], "probe", "recommendation", SECTIONS[-1]]  # the study probed its model
     probe = _section(text, "probe")
     assert probe.count("<img ") == 2 and "g1_probe_variance.png" in probe and "unbroken symmetry" in probe
     # nothing is fetched from anywhere: no external URLs in src/href, no <link> tags
@@ -457,7 +457,7 @@ def test_report_shows_the_probe_of_each_model_group(tmp_path: Path) -> None:
     run.probes = {a: ProbeResult.from_dict(json.loads(probe_a.to_json()))}
     run.probe_errors = {b: "RuntimeError: out of memory"}
     text = build_report(tmp_path, data=run).read_text()
-    assert _sections(text) == [*SECTIONS[:-1], "probe", SECTIONS[-1]]
+    assert _sections(text) == [*SECTIONS[:-1], "probe", "recommendation", SECTIONS[-1]]
     body = _section(text, "probe")
     split = body.index("<h3>mlp-b on fashion-mnist</h3>")
     first, second = body[:split], body[split:]

@@ -5,7 +5,9 @@ Writes ``RUN_DIR/report.html`` and ``RUN_DIR/figures/*.png``. Sections (each a
 ``weights`` (std by depth, per-layer histograms at init vs after training and over
 epochs, with a layer selector), ``activations``, ``conformance`` (realized vs expected
 std at init), ``probe`` (signal propagation at init, per group; only when the study
-recorded a probe) and ``run`` (configuration, versions, device, wall time, cells).
+recorded a probe), ``recommendation`` (the calibrated ranking of each probed group beside
+its trained accuracy, and the calibration figures: :mod:`initlab.report.recommendation`)
+and ``run`` (configuration, versions, device, wall time, cells).
 
 Layouts scale with the study: one colour per scheme, small multiples with one panel per
 scheme, one selectable layer at a time, heatmaps over layers and epochs. A study with
@@ -42,7 +44,7 @@ SECTIONS: tuple[str, ...] = ("summary", "overview", "curves", "weights", "activa
 
 _TITLES = {"summary": "Summary", "overview": "Overview", "curves": "Learning curves", "weights": "Weights",
            "activations": "Activations", "conformance": "Conformance at init", "probe": "Signal probe",
-           "run": "Run"}
+           "recommendation": "Recommendation", "run": "Run"}
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -327,20 +329,29 @@ def _section_conformance(ctx: _Ctx) -> str:
 
 
 def _probe_table(result: Any) -> str:
-    """Per scheme: the fitted per-layer factors of Var(z) and of |dL/dz|^2, and the verdicts
-    (their explanations as tooltips)."""
+    """Per scheme: the fitted per-layer factors of Var(z) and of |dL/dz|^2, the calibrated
+    prediction for Adam and for SGD (:mod:`initlab.probe.calibration`: what the measurements
+    predict about training, with the score) and the raw measured verdicts (their
+    explanations as tooltips)."""
+    from initlab.probe.calibration import OPTIMIZERS, predict
+
     body, classes = [], []
     for sp in result.schemes:
         kinds = ", ".join(v.kind.replace("_", " ") for v in sp.verdicts) or "ok"
         tip = " ".join(v.message for v in sp.verdicts) or "no vanishing or exploding signal or gradients, " \
             "dead units, saturation or unbroken symmetry"
-        body.append([sp.scheme, _fmt(sp.signal_rate, 3), _fmt(sp.gradient_rate, 3), (kinds, tip)])
-        classes.append(["", "", "", "flag" if sp.verdicts else ""])
+        preds = [predict(sp, optimizer=opt) for opt in OPTIMIZERS]
+        cells = [(f"{p.verdict.replace('_', ' ')} ({p.score:.2f})", p.predicts + ". " + "; ".join(p.reasons))
+                 for p in preds]
+        body.append([sp.scheme, _fmt(sp.signal_rate, 3), _fmt(sp.gradient_rate, 3), *cells, (kinds, tip)])
+        classes.append(["", "", "", *("" if p.ok else "flag" for p in preds), ""])
     src = "inputs from the data" if result.inputs == "data" else "Gaussian inputs"
     caption = (f"{result.model} at init on {result.n_inputs} {src}, seed {result.seed}, dropout off; "
-               f"factors per layer fitted over all layers (1 = preserved); hover a verdict for its reason")
-    return H.table(["scheme", "Var(z) per layer", "|dL/dz|² per layer", "verdicts"], body,
-                   classes=classes, caption=caption)
+               f"factors per layer fitted over all layers (1 = preserved); predicted: the calibrated verdict "
+               f"and score (expected fraction of the best scheme's accuracy above chance after a short "
+               f"training) per optimizer, measured: the raw thresholds; hover a verdict for its reason")
+    return H.table(["scheme", "Var(z) per layer", "|dL/dz|² per layer", "predicted (Adam)", "predicted (SGD)",
+                    "measured"], body, classes=classes, caption=caption)
 
 
 def _probe_block(ctx: _Ctx, result: Any, directory: Path, prefix: str) -> str:
@@ -485,6 +496,10 @@ def build_report(run_dir: str | os.PathLike[str], *, out: str | os.PathLike[str]
         ]
         if run.probes or run.probe_errors:
             sections.append(("probe", _section_probe(ctx)))
+        if run.probes:  # the calibrated ranking of each probed group (initlab.report.recommendation)
+            from initlab.report.recommendation import section as recommendation_section
+
+            sections.append(("recommendation", recommendation_section(ctx)))
         sections.append(("run", run_section(run, len(ctx.figures), fig_dir, time.perf_counter() - t0)))
         body = "".join(
             f'<section id="{sid}" data-section="{sid}"><h2>{H.esc(_TITLES[sid])}</h2>{content}</section>\n'
