@@ -20,8 +20,8 @@ load_entry_points()  # installed packages' schemes (entry-point group initlab.sc
 
 
 __all__ = ["CheckReport", "InitReport", "InitlabError", "LayerRecord", "Results", "Scheme", "__version__",
-           "apply", "check", "get_scheme", "identify", "load", "load_plugin", "probe", "register_scheme",
-           "run", "scheme_names"]
+           "apply", "check", "get_scheme", "identify", "load", "load_plugin", "probe", "recommend",
+           "register_scheme", "run", "scheme_names"]
 
 
 def __getattr__(name: str):  # studies from Python (initlab.api), imported on first use
@@ -29,4 +29,8 @@ def __getattr__(name: str):  # studies from Python (initlab.api), imported on fi
         import importlib  # (not an import statement: lower layers import initlab itself)
 
         return getattr(importlib.import_module("initlab.api"), name)
+    if name == "recommend":  # initlab.recommend(model, data): ranked schemes (initlab.recommend.core)
+        import importlib
+
+        return importlib.import_module("initlab.recommend.core").recommend
     raise AttributeError(f"module 'initlab' has no attribute {name!r}")

@@ -15,7 +15,8 @@ import sys
 
 from initlab.errors import InitlabError
 
-COMMANDS = ("schemes", "run", "summary", "report", "export", "probe", "check", "coordcheck", "paper")
+COMMANDS = ("schemes", "run", "summary", "report", "export", "probe", "check", "coordcheck", "paper",
+            "recommend")
 
 
 class _Parser(argparse.ArgumentParser):
