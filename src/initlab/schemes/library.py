@@ -261,7 +261,7 @@ def _register_all() -> None:
                    group="framework", aliases=("flax:default", "jax:dense_default"),
                    scheme_class=FrameworkDefaultScheme,
                    note="layer-aware (initlab.schemes.dialects): Embed N(0, 1/dim) untruncated (default_embed_init); "
-                        "ConvTranspose lecun_normal on Flax's (*k, in, out) kernel fans (fan_in = in * k^d); "
+                        "ConvTranspose lecun_normal on Flax's `(*k, in, out)` kernel fans (fan_in = in * k^d); "
                         "LSTM/GRU cells: kernel lecun_normal and recurrent kernel orthogonal, per gate"))
 
     # --- data-dependent ---------------------------------------------------------------------
