@@ -152,9 +152,9 @@ def test_config_canonicalizes_schemes_and_datasets() -> None:
 
 def test_config_train_settings_follow_trainconfig() -> None:
     cfg = StudyConfig(train={"epochs": 4, "lr": 0.01})
-    # every setting, but the optimizer's at their (Adam) defaults: see TrainConfig.to_dict
+    # every setting, but those added later at their defaults (Adam, fp32): see TrainConfig.to_dict
     later = {"optimizer", "momentum", "nesterov", "weight_decay", "schedule", "gamma", "step_epochs",
-             "warmup_epochs", "standardize"}
+             "warmup_epochs", "standardize", "precision"}
     assert set(cfg.train) == set(train_fields()) - later
     sgd = StudyConfig(train={"optimizer": "sgd", "momentum": 0.9, "schedule": "cosine"})
     assert set(sgd.train) == set(train_fields()) - later | {"optimizer", "momentum", "schedule"}
