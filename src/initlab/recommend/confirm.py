@@ -89,7 +89,8 @@ def confirm(spec_or_module: Any, schemes: Sequence[str], *, dataset: str, data_d
         config = StudyConfig(name="recommend", schemes=tuple(schemes), seeds=tuple(seeds), models=(spec,),
                              datasets=(dataset,), validation="test", limit_train=limit_train,
                              limit_val=limit_val, train=settings)
-        plan = plan_run(config, out=run_dir, data_dir=data_dir)
+        # groups sized from free memory, so many schemes of a large model never ask for more than there is
+        plan = plan_run(config, out=run_dir, data_dir=data_dir, max_group="auto")
         _, summary = execute_plan(plan, data_dir=data_dir, probe=probe, log=log)
     finally:
         if tmp is not None:
