@@ -220,6 +220,20 @@ def test_training_cards_count_divergence_as_infinite_loss() -> None:
         assert f(done) == 1.25 and f(gone) == math.inf
 
 
+def test_xiao2018_training_counts_divergence_as_chance() -> None:
+    from types import SimpleNamespace
+
+    from initlab.papers.cards import xiao2018
+    from initlab.records import CellStatus
+
+    ep = [SimpleNamespace(epoch=0, train_loss=math.nan, val_acc=0.1),
+          SimpleNamespace(epoch=1, train_loss=0.75, val_acc=0.7)]
+    assert xiao2018._final(SimpleNamespace(status=CellStatus.DONE, epochs=ep)) == (0.75, 0.7)
+    assert xiao2018._final(SimpleNamespace(status=CellStatus.DIVERGED, epochs=ep[:1])) == (math.inf, 0.1)
+    s = xiao2018._spread_inf([1.0, math.inf])
+    assert s.mean == math.inf and math.isnan(s.std) and s.n == 2
+
+
 def test_fixup2019_spread_of_a_diverged_seed() -> None:
     from initlab.papers.cards import fixup2019
 
