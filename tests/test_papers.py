@@ -210,14 +210,50 @@ def test_xiao2018_jacobian_is_the_chain_rule() -> None:
 def test_training_cards_count_divergence_as_infinite_loss() -> None:
     from types import SimpleNamespace
 
-    from initlab.papers.cards import fixup2019, mup2021
+    from initlab.papers.cards import fixup2019
     from initlab.records import CellStatus
 
     ep = [SimpleNamespace(epoch=0, train_loss=math.nan), SimpleNamespace(epoch=1, train_loss=1.25)]
     done = SimpleNamespace(status=CellStatus.DONE, epochs=ep)
     gone = SimpleNamespace(status=CellStatus.DIVERGED, epochs=ep[:1])
-    for f in (fixup2019._final_train_loss, mup2021._loss):
-        assert f(done) == 1.25 and f(gone) == math.inf
+    f = fixup2019._final_train_loss
+    assert f(done) == 1.25 and f(gone) == math.inf
+
+
+def test_mup2021_is_initlabs_coordinate_check_with_its_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The card runs initlab's coordcheck (no second implementation) and its checks are the
+    coordcheck's own stable / blows-up verdicts."""
+    from types import SimpleNamespace
+
+    import torch
+
+    import importlib
+
+    import initlab.data
+    from initlab.papers.cards import mup2021
+
+    cc = importlib.import_module("initlab.probe.coordcheck")  # initlab.probe is also a function's name
+
+    x = torch.randn(80, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (80,), generator=torch.Generator().manual_seed(1))
+    monkeypatch.setattr(initlab.data, "load_dataset",
+                        lambda *a, **k: SimpleNamespace(train=SimpleNamespace(x=x, y=y)))
+    calls = []
+    real = cc.coordcheck
+
+    def spy(*a, **k):
+        calls.append((a, k))
+        return real(*a, **k)
+
+    monkeypatch.setattr(cc, "coordcheck", spy)
+    ctx = SimpleNamespace(data_dir=None, quick=False, figure=lambda fig, name, alt: None)
+    m = mup2021.measure({"widths": [4, 8], "steps": 1, "seeds": 1, "n_train": 80}, ctx)
+    assert len(calls) == 1 and calls[0][0][0] == "cnn" and calls[0][1]["optimizer"] == "adam"
+    r = m.values["coordcheck"]
+    assert [c.passed for c in m.checks] == [r["verdict"]["mup_stable"], r["verdict"]["sp_blows_up"]]
+    assert m.values["separates"] == r["verdict"]["separates"]
+    card = mup2021.CARD
+    assert "0.2" in card.criterion and "0.4" in card.criterion and cc.STABLE_SLOPE == 0.2 and cc.GROWTH_SLOPE == 0.4
 
 
 def test_xiao2018_training_counts_divergence_as_chance() -> None:
