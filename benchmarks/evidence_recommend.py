@@ -6,7 +6,7 @@ them) in one batched study -- with the budget the shipped calibration was fitted
 grid's epochs and numbers of Fashion-MNIST training and test images), three seeds --
 and the top-ranked scheme is compared with the best trained one. It *holds* when the
 top-ranked scheme's mean final accuracy is within the seed-to-seed spread of the best's
-(:func:`initlab.recommend.within_spread`: at most the larger standard deviation over
+(:func:`initlab.recommender.within_spread`: at most the larger standard deviation over
 seeds below the best mean).
 
 Models (the issue's list): the article's MLP (784-256-128-10 ReLU, dropout 0.2), a
@@ -37,7 +37,7 @@ from pathlib import Path
 import initlab
 from initlab.engine.convnets import CNNSpec, ResNetSpec
 from initlab.engine.models import MLPSpec
-from initlab.recommend import candidate_schemes, within_spread
+from initlab.recommender import candidate_schemes, within_spread
 
 MODELS = {
     "article-mlp": MLPSpec(),

@@ -17,8 +17,8 @@ from initlab.engine.convnets import CNNSpec, ResNetSpec
 from initlab.engine.models import MLPSpec
 from initlab.errors import InitlabError
 from initlab.probe import calibration
-from initlab.recommend import Recommendation, Trained, candidate_schemes, recommend, torch_lines, within_spread
-from initlab.recommend.torch_code import weight_lines
+from initlab.recommender import Recommendation, Trained, candidate_schemes, recommend, torch_lines, within_spread
+from initlab.recommender.torch_code import weight_lines
 
 def _shipped_calibration() -> bool:
     try:
@@ -93,8 +93,8 @@ def test_recommend_ranks_by_score_and_round_trips():
         Recommendation.from_dict({"model": "x"})
 
 
-def test_initlab_recommend_is_callable_after_importing_the_package():
-    import initlab.recommend.record  # noqa: F401 - rebinds the attribute initlab.recommend
+def test_initlab_recommend_is_the_function_after_importing_the_package():
+    import initlab.recommender.record  # noqa: F401 - binds initlab.recommender, not initlab.recommend
 
     assert callable(initlab.recommend)
     rec = initlab.recommend(MLPSpec(784, (16,), 10, "tanh", 0.0), schemes="he_normal, zeros", optimizer="sgd")

@@ -29,8 +29,8 @@ def __getattr__(name: str):  # studies from Python (initlab.api), imported on fi
         import importlib  # (not an import statement: lower layers import initlab itself)
 
         return getattr(importlib.import_module("initlab.api"), name)
-    if name == "recommend":  # initlab.recommend(model, data): ranked schemes (initlab.recommend.core)
+    if name == "recommend":  # initlab.recommend(model, data): ranked schemes (initlab.recommender.core)
         import importlib
 
-        return importlib.import_module("initlab.recommend.core").recommend
+        return importlib.import_module("initlab.recommender.core").recommend
     raise AttributeError(f"module 'initlab' has no attribute {name!r}")

@@ -84,7 +84,7 @@ def preset(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from initlab.cli.probe_cmd import parse_shape
-    from initlab.recommend import recommend
+    from initlab.recommender import recommend
 
     if args.model:
         given = [f"--{f}" for f in PRESET_FLAGS if getattr(args, f) is not None]

@@ -184,8 +184,8 @@ class Recommendation:
     def code(self, scheme: str | None = None, *, seed: int | None = 0) -> str:
         """The lines that apply *scheme* (default the top-ranked one) to ``model``: with
         initlab, and with plain ``torch.nn.init`` where torch has an equivalent
-        (:mod:`initlab.recommend.torch_code`), else a line saying it has none."""
-        from initlab.recommend.torch_code import NO_TORCH_EQUIVALENT, apply_lines, torch_lines
+        (:mod:`initlab.recommender.torch_code`), else a line saying it has none."""
+        from initlab.recommender.torch_code import NO_TORCH_EQUIVALENT, apply_lines, torch_lines
 
         spec = scheme or self.best.scheme
         out = ["# with initlab", *apply_lines(spec, seed), "", "# with torch.nn.init only"]

@@ -19,7 +19,7 @@ For a model (an ``nn.Module``, a function returning one, a model spec of any fam
    (:func:`initlab.report.recommendation.rank`, which the study report's ranking uses too);
 3. with ``confirm_epochs > 0``, trains the ``top`` best-ranked schemes and
    ``torch_default`` (the framework default) in one short study
-   (:func:`initlab.recommend.confirm.confirm`) and records each one's final validation
+   (:func:`initlab.recommender.confirm.confirm`) and records each one's final validation
    accuracy over the seeds beside its prediction.
 
 Left out unless named in ``schemes=``: the parametric families whose defaults are arbitrary
@@ -41,7 +41,7 @@ from typing import Any
 from torch import nn
 
 from initlab.errors import InitlabError, UnknownNameError, suggest
-from initlab.recommend.record import Candidate, Recommendation
+from initlab.recommender.record import Candidate, Recommendation
 
 __all__ = ["CLASSIC_GROUPS", "EXCLUDED", "OPTIMIZERS", "candidate_schemes", "recommend", "resolve_data"]
 
@@ -248,7 +248,7 @@ def recommend(model: Any, data: Any = None, *, input_shape: Sequence[int] | None
             first ``limit_val`` test images (``None``: all).
         data_dir: the data root for a dataset name.
         out: the confirming study's run directory (kept; default a temporary one).
-        train: train settings overriding the defaults (:data:`~initlab.recommend.confirm.TRAIN_DEFAULTS`).
+        train: train settings overriding the defaults (:data:`~initlab.recommender.confirm.TRAIN_DEFAULTS`).
         log: receives the confirming study's one-line messages.
 
     Raises:
@@ -289,7 +289,7 @@ def recommend(model: Any, data: Any = None, *, input_shape: Sequence[int] | None
     candidates = [Candidate(sp.scheme, p, tuple(v.kind for v in sp.verdicts)) for sp, p in rank(result, optimizer)]
     confirmation = None
     if confirm_epochs > 0:
-        from initlab.recommend.confirm import confirm
+        from initlab.recommender.confirm import confirm
 
         train_schemes = [c.scheme for c in candidates[:top]]
         if FRAMEWORK_DEFAULT not in train_schemes:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from initlab.errors import InitlabError
-from initlab.recommend.record import Confirmation, Trained
+from initlab.recommender.record import Confirmation, Trained
 
 __all__ = ["BUILDER_FILE", "TRAIN_DEFAULTS", "confirm", "module_spec"]
 
