@@ -58,12 +58,14 @@ CONV_CLASSICS = ("he_normal", "glorot_normal", "orthogonal", "torch_default", "z
                  "normal(std=1.0)", "lsuv")
 
 #: The models that run first (see :func:`model_grid`): those the grid had done when the
-#: order was set, then cheap ones spanning every family and activation, then a deep one.
+#: order was set, then cheap ones spanning every family and activation, then a deep one;
+#: the 50-layer tanh MLP last (a model ``initlab recommend`` must rank, added 2026-12-03).
 PRIORITY = ("mlp-256x128-relu-d0.2", "mlp-128x128-relu-d0", "mlp-3x256-relu-d0", "mlp-5x128-relu-d0",
             "mlp-128x128-tanh-d0", "mlp-30x64-tanh-d0", "mlp-3x256-selu-d0", "cnn-4x8-relu-ds1.2",
             "resnet-2x4-none-ds1.2", "mlp-10x64-relu-d0", "mlp-5x64-tanh-d0", "mlp-5x128-gelu-d0",
             "mlp-5x64-linear-d0", "mlp-5x64-selu-d0", "cnn-10x8-relu-batchnorm-ds1.2", "mlp-3x256-gelu-d0",
-            "mlp-20x64-relu-d0", "resnet-4x4-none-ds1.2", "mlp-3x128-linear-d0", "mlp-20x64-gelu-d0")
+            "mlp-20x64-relu-d0", "resnet-4x4-none-ds1.2", "mlp-3x128-linear-d0", "mlp-20x64-gelu-d0",
+            "mlp-50x64-tanh-d0")
 
 #: MLP weights above this get a narrower width (the grid must finish in about an hour on 2 cores).
 MAX_MLP_WEIGHTS = 450_000
