@@ -85,13 +85,14 @@ class Settings:
     seeds: tuple[int, ...] = (0, 1)
     probe_inputs: int = 256
     probe_seed: int = 0
+    jacobian_inputs: int = 4
     dataset: str = "fashion-mnist"
     grid_seed: int = 2026
 
     def to_dict(self) -> dict[str, Any]:
         return {"n_train": self.n_train, "n_test": self.n_test, "epochs": self.epochs,
                 "batch_size": self.batch_size, "seeds": list(self.seeds), "probe_inputs": self.probe_inputs,
-                "probe_seed": self.probe_seed, "dataset": self.dataset, "grid_seed": self.grid_seed,
+                "probe_seed": self.probe_seed, "jacobian_inputs": self.jacobian_inputs, "dataset": self.dataset, "grid_seed": self.grid_seed,
                 "optimizers": OPTIMIZER_SETTINGS, "probe": "initlab.probe on standard Gaussian inputs"}
 
 
@@ -192,7 +193,8 @@ def _header(settings: Settings, quick: bool) -> dict[str, Any]:
 def probe_config(spec: ModelSpec, schemes: Sequence[str], settings: Settings) -> dict[str, dict[str, Any]]:
     """The probe summary of every scheme on *spec*."""
     result = initlab.probe(spec, schemes=list(schemes), input_shape=tuple(spec.input_shape),
-                           n_inputs=settings.probe_inputs, seed=settings.probe_seed, jacobian=False)
+                           n_inputs=settings.probe_inputs, seed=settings.probe_seed, jacobian=True,
+                           jacobian_inputs=settings.jacobian_inputs)
     return {s: summarize(sp, classes=spec.out_features) for s, sp in zip(schemes, result.schemes)}
 
 
@@ -268,6 +270,56 @@ def run(out: Path, settings: Settings, *, quick: bool, data_dir: str | None, bud
     return _write_meta(out, settings, quick, t_start, groups, run_id, final=True)
 
 
+def reprobe(out: Path, settings: Settings, *, log=print) -> dict[str, Any]:
+    """Probe every model of the grid file *out* again with this initlab's probe (the
+    trained accuracies stay: they depend on the scheme, seed and budget, not on the probe)
+    and rewrite the file's probe summaries, e.g. to add a measurement the calibration reads.
+
+    The other measurements must come out as before (same seed and inputs): the largest
+    change of any feature but the new ones is logged and recorded in the sidecar. The new
+    file is written beside the old and moved over it only when complete, so an interrupted
+    run leaves the grid as it was.
+    """
+    from initlab.engine.families import spec_from_dict
+    from initlab.probe.calibration import features
+
+    if not out.is_file():
+        raise SystemExit(f"no grid file {out}; run the grid first")
+    lines = out.read_text().splitlines()
+    header = json.loads(lines[0])
+    records = [json.loads(line)["record"] for line in lines[1:] if line.strip()]
+    configs: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for rec in records:
+        spec_d, names = configs.setdefault(rec["config"], ({**rec["spec"], "kind": rec["family"]}, []))
+        if rec["scheme"] not in names:
+            names.append(rec["scheme"])
+    t_start = time.perf_counter()
+    probes: dict[tuple[str, str], dict[str, Any]] = {}
+    for k, (label, (spec_d, names)) in enumerate(configs.items(), 1):
+        spec = spec_from_dict(spec_d)
+        t0 = time.perf_counter()
+        probes.update({(label, s): v for s, v in probe_config(spec, names, settings).items()})
+        log(f"[{k}/{len(configs)}] {label}: {len(names)} schemes, {time.perf_counter() - t0:.1f}s, "
+            f"load {os.getloadavg()[0]:.2f}")
+    drift = 0.0
+    for rec in records:
+        new = probes[(rec["config"], rec["scheme"])]
+        old_x, new_x = features(rec["probe"])[:-1], features(new)[:-1]
+        drift = max(drift, float(np.max(np.abs(old_x - new_x))))
+        rec["probe"] = new
+    wall = time.perf_counter() - t_start
+    header["header"].setdefault("reprobed", []).append({
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_seconds": round(wall, 1),
+        "load": os.getloadavg(), "probe": {"jacobian": True, "jacobian_inputs": settings.jacobian_inputs},
+        "max_feature_change": round(drift, 6), "torch": torch.__version__})
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text("\n".join([json.dumps(header)] + [json.dumps({"record": r}) for r in records]) + "\n")
+    os.replace(tmp, out)
+    log(f"re-probed {len(configs)} models ({len(records)} rows) in {wall:.0f} s; "
+        f"largest change of an earlier feature: {drift:.3g}")
+    return header["header"]["reprobed"][-1]
+
+
 def _write_meta(out: Path, settings: Settings, quick: bool, t_start: float, groups: int, run_id: str,
                 final: bool = False) -> dict[str, Any]:
     """The sidecar ``<out>.meta.json``: one entry per run (updated after every group, so a
@@ -291,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-minutes", type=float, default=60.0, help="start no new model after this long")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--list", action="store_true", help="print the grid's models and exit")
+    ap.add_argument("--reprobe", action="store_true",
+                    help="probe the models of --out again and rewrite their probe summaries (accuracies kept)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.list:
@@ -298,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
             print(family, spec.label, len(schemes_for(family, args.quick)))
         return 0
     settings = QUICK if args.quick else Settings()
+    if args.reprobe:
+        reprobe(args.out, settings, log=lambda m: print(m, flush=True))
+        return 0
     run(args.out, settings, quick=args.quick, data_dir=args.data_dir, budget_minutes=args.budget_minutes,
         log=lambda m: print(m, flush=True))
     return 0

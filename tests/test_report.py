@@ -352,7 +352,9 @@ def test_report_of_a_real_run_has_every_section_and_is_self_contained(tiny_run: 
     text = path.read_text(encoding="utf-8")
     assert _sections(text) == [*SECTIONS[:-1], "probe", "recommendation", SECTIONS[-1]]  # the study probed its model
     probe = _section(text, "probe")
-    assert probe.count("<img ") == 2 and "g1_probe_variance.png" in probe and "unbroken symmetry" in probe
+    # variance, gradients, and the Jacobian's spectrum (the study's probe takes it for a small model)
+    assert probe.count("<img ") == 3 and "g1_probe_variance.png" in probe and "unbroken symmetry" in probe
+    assert "g1_probe_jacobian.png" in probe
     # nothing is fetched from anywhere: no external URLs in src/href, no <link> tags
     assert not re.search(r'(src|href)="(https?:)?//', text) and "<link" not in text
     pngs = sorted((tiny_run / "figures").glob("*.png"))

@@ -72,6 +72,7 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("saturated", "saturation"),               # max saturated fraction
     ("duplicate", "unbroken_symmetry"),        # max fraction of duplicate units
     ("loss_excess", "exploding_signal"),       # log(loss / log(classes)), >= 0
+    ("jacobian_spread", "ill_conditioned"),    # std of log10 of the input-output Jacobian's singular values
 )
 FEATURE_NAMES = tuple(name for name, _ in FEATURES)
 
@@ -80,6 +81,12 @@ OK_FRACTION = 0.8
 
 #: Decades beyond which a loss of signal/gradient counts the same (zeros give -inf).
 MAX_DECADES = 60.0
+
+#: The Jacobian spread (decades) beyond which it counts the same.
+MAX_SPREAD = 5.0
+#: Singular values below this fraction of the largest are the Jacobian's null space (a
+#: classifier narrower than the classes, a zero residual branch), not part of its spread.
+RANK_CUTOFF = 1e-6
 
 DATA_FILE = "calibration.json"
 
@@ -117,6 +124,33 @@ def _f(x: Any) -> float:
     return float(x)
 
 
+def jacobian_spread(singular_values: Sequence[Sequence[float]] | None) -> float:
+    """How far the input-output Jacobian is from an isometry: the standard deviation of
+    ``log10 sigma_i`` over its singular values at one input, averaged over the probed inputs
+    (decades; 0 for a Jacobian whose singular values are all equal, *dynamical isometry* in
+    Pennington, Schoenholz & Ganguli 2017), over the singular values of at least
+    :data:`RANK_CUTOFF` times the largest (a rank the architecture caps, e.g. a CNN whose last
+    pooled features are fewer than its classes, is no spread); 0 for an all-zero Jacobian.
+    ``nan`` when the probe took no Jacobian or its forward pass overflowed.
+
+    It is what the other features cannot see: at the same variance per layer (the same
+    signal and gradient norms) a deep tanh net under Gaussian weights spreads its spectrum
+    over decades and does not train, under orthogonal weights it stays near 1 and does
+    (Saxe et al. 2014; Pennington et al. 2017; the ``pennington2017`` paper card).
+    """
+    if not singular_values:
+        return math.nan
+    spreads = []
+    for row in singular_values:
+        vals = np.asarray(row, dtype=np.float64)
+        if vals.size == 0 or not np.isfinite(vals).all():
+            return math.nan
+        top = float(vals.max())
+        kept = vals[vals >= top * RANK_CUTOFF] if top > 0 else vals[:0]
+        spreads.append(float(np.log10(kept).std()) if kept.size else 0.0)
+    return float(np.mean(spreads))
+
+
 def summarize(scheme_probe: Any, *, classes: int | None = None) -> dict[str, Any]:
     """The part of one scheme's probe (:class:`~initlab.probe.result.SchemeProbe`) that the
     calibration reads, as plain JSON (what the grid file stores per probe):
@@ -124,7 +158,8 @@ def summarize(scheme_probe: Any, *, classes: int | None = None) -> dict[str, Any
     ``layers`` (the depth), per layer ``log10 Var(z_l) / Var(x)`` (``signal``),
     ``log10 (||dL/dz_l|| / ||dL/dz_L||)^2`` (``gradient``, hidden layers, output last),
     the zero, saturated and duplicate-unit fractions, the loss at init, the number of
-    classes, the per-layer rates and the raw measured verdict kinds.
+    classes, the per-layer rates, the raw measured verdict kinds and the Jacobian's spread
+    (:func:`jacobian_spread`; ``"nan"`` when the probe took no Jacobian).
     """
     layers = list(scheme_probe.layers)
     if not layers:
@@ -155,6 +190,7 @@ def summarize(scheme_probe: Any, *, classes: int | None = None) -> dict[str, Any
         "signal_rate": _r(float(scheme_probe.signal_rate)),
         "gradient_rate": _r(float(scheme_probe.gradient_rate)),
         "measured": [v.kind for v in scheme_probe.verdicts],
+        "jacobian_spread": _r(jacobian_spread(getattr(scheme_probe, "jacobian_singular_values", None))),
     }
 
 
@@ -173,6 +209,10 @@ def features(summary: Mapping[str, Any]) -> np.ndarray:
     is not twice as bad as 1; 40 is as fatal as 60). ``dead``, ``saturated``, ``duplicate``:
     the worst layer's fraction. ``loss_excess = max(0, log(loss / log(classes)))``: logits
     at init far from uniform (an exploding output); ``inf`` loss gives the cap 5.
+    ``jacobian_spread``: :func:`jacobian_spread` in decades, clipped to [0, 5]; 0 when the
+    summary has none (the probe took no Jacobian: ``jacobian=False``, or a model whose
+    ``in * out`` exceeds the probe's ``jacobian_max_entries``), so such a model is scored
+    without it.
     """
     sig = [_f(v) for v in summary["signal"]]
     grad = [_f(v) for v in summary["gradient"]]
@@ -197,7 +237,15 @@ def features(summary: Mapping[str, Any]) -> np.ndarray:
         math.log1p(_clip_decades(-lo)), math.log1p(_clip_decades(hi)),
         math.log1p(_clip_decades(-glo)), math.log1p(_clip_decades(ghi)),
         worst("zero"), worst("saturated"), worst("duplicate"), excess,
+        _spread_feature(summary.get("jacobian_spread", "nan")),
     ], dtype=np.float64)
+
+
+def _spread_feature(value: Any) -> float:
+    v = _f(value)
+    if math.isnan(v):
+        return 0.0
+    return math.log1p(min(max(v, 0.0), MAX_SPREAD))
 
 
 def overflowed(summary: Mapping[str, Any]) -> bool:
@@ -341,6 +389,7 @@ _WHAT = {
     "dead_units": "most units output 0",
     "saturation": "the activations saturate",
     "unbroken_symmetry": "units are identical copies and stay so",
+    "ill_conditioned": "the input-output Jacobian stretches some directions by decades more than others",
 }
 
 
@@ -379,6 +428,10 @@ def _facts(summary: Mapping[str, Any]) -> dict[str, str]:
     out["dead"] = f"{x[4]:.0%} of some layer's outputs are exactly 0"
     out["saturated"] = f"{x[5]:.0%} of some layer's outputs are saturated"
     out["duplicate"] = f"{x[6]:.0%} of some layer's units duplicate another"
+    spread = _f(summary.get("jacobian_spread", "nan"))
+    if math.isfinite(spread):
+        out["jacobian_spread"] = (f"the input-output Jacobian's singular values spread over {spread:.2g} decades "
+                                  f"(std of log10; 0 is an isometry)")
     out["loss_excess"] = f"the loss at init is {_f(summary['loss']):.3g} (chance: {math.log(int(summary['classes'])):.3g})"
     return out
 

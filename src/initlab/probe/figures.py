@@ -118,7 +118,7 @@ def save_probe_figures(result: ProbeResult, directory: str | Path, *, prefix: st
 #: Marker colours of the calibration figure: ok green, each failure kind its own colour.
 _VERDICT_COLORS = {"ok": "#2a9d3a", "vanishing_signal": "#1f77b4", "exploding_signal": "#d62728",
                    "vanishing_gradients": "#9467bd", "exploding_gradients": "#ff7f0e", "dead_units": "#7f7f7f",
-                   "saturation": "#8c564b", "unbroken_symmetry": "#17becf"}
+                   "saturation": "#8c564b", "unbroken_symmetry": "#17becf", "ill_conditioned": "#e377c2"}
 
 
 def calibration_figure(points: Sequence[Mapping[str, Any]], *, title: str = "Probe score vs trained accuracy") -> Any:

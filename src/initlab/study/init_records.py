@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = ["InitRecord", "init_record", "record_probe"]
 
-#: Whether the recorded probe includes the input-output Jacobian spectrum.
-PROBE_JACOBIAN = False
+#: Whether the recorded probe includes the input-output Jacobian spectrum (``None``: the
+#: probe's rule, small models only; the calibrated score reads its spread).
+PROBE_JACOBIAN: bool | None = None
 
 
 def _one_line(exc: BaseException) -> str:
