@@ -132,7 +132,7 @@ def test_study_probes_each_model_once_across_split_groups(tmp_path: Path, monkey
     for spec in models:
         stored = probes[spec.label]["fashion-mnist"]
         # the same as probing all schemes at once: the first 256 training images and labels, seed 0,
-        # the Jacobian by the probe's small-model rule (PROBE_JACOBIAN)
+        # the Jacobian by the probe's size rule (PROBE_JACOBIAN)
         once = probe(spec, (data.train_x[:256], data.train_y[:256]), ["he_normal", "zeros", "lsuv"],
                              n_inputs=256, seed=0, jacobian=None).to_dict()
         assert _strip_seconds(stored) == _strip_seconds(once)

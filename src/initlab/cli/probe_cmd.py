@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--input-shape", metavar="C,H,W", help="shape of one noise input, e.g. 3,32,32")
     p.add_argument("--n-inputs", type=int, default=512, help="batch size (default 512)")
     p.add_argument("--seed", type=int, default=0, help="seed of the init, noise and labels (default 0)")
-    p.add_argument("--no-jacobian", action="store_true", help="skip the input-output Jacobian spectrum")
+    p.add_argument("--no-jacobian", action="store_true", help="skip the input-output Jacobian spectrum (the calibrated score then goes without its spread)")
     p.add_argument("--all-layers", action="store_true", help="show every layer in the table")
     p.add_argument("--figures", metavar="DIR", help="write probe_variance.png, probe_gradients.png "
                                                    "(and probe_jacobian.png) into DIR")

@@ -24,7 +24,8 @@ fitted estimate of ``E[r]`` from the probe at init, a fractional logistic regres
 
 on the features ``x_k`` of :func:`features` (decades the signal or gradient lost or
 gained over the whole depth, dead and saturated fractions, duplicate units, the loss at
-init). Every failure feature's weight is constrained to ``w <= 0`` (more decades lost can
+init, and the spread of the input-output Jacobian's singular values,
+:func:`jacobian_spread`). Every failure feature's weight is constrained to ``w <= 0`` (more decades lost can
 only lower the score), so the fit is monotone and each feature's share of the logit says
 why a score is low.
 

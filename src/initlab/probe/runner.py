@@ -14,8 +14,9 @@ backward with a mean cross-entropy loss, and records per layer (forward order):
 * for plain fully connected chains, the mean-field prediction of ``Var(z_l)``
   (:func:`~initlab.probe.meanfield.predict_depth_profile`) and the mean-field summary at
   the hidden layers' median ``(sigma_w^2, sigma_b^2)``;
-* for small models (``in * out <= jacobian_max_entries``) the singular values of the
-  input-output Jacobian at the first ``jacobian_inputs`` inputs, in eval mode;
+* where ``in * out <= jacobian_max_entries`` (:data:`JACOBIAN_MAX_ENTRIES`), the singular
+  values of the input-output Jacobian at the first ``jacobian_inputs`` inputs, in eval
+  mode (the calibrated score reads their spread);
 
 then turns them into verdicts (:mod:`~initlab.probe.verdicts`). The measurement pass runs in
 training mode (batch statistics for normalization layers) with dropout switched off, so
@@ -48,6 +49,11 @@ from initlab.probe.meanfield import MeanField, mean_field, predict_depth_profile
 from initlab.probe.result import LayerProbe, ProbeResult, SchemeProbe
 from initlab.probe.verdicts import Thresholds, diagnose
 from initlab.schemes import Scheme, get_scheme
+
+#: The largest ``in * out`` whose input-output Jacobian the probe takes by default: it costs
+#: ``out`` backward passes at ``jacobian_inputs`` inputs, so a 3x224x224 image classifier
+#: with 10 classes is in, one with 1000 classes out.
+JACOBIAN_MAX_ENTRIES = 2_000_000
 
 #: Schemes probed when none are given.
 DEFAULT_SCHEMES = ("he_normal", "glorot_normal", "torch_default")
@@ -297,7 +303,7 @@ def probe(
     thresholds: Thresholds | None = None,
     jacobian: bool | None = None,
     jacobian_inputs: int = 4,
-    jacobian_max_entries: int = 16384,
+    jacobian_max_entries: int = JACOBIAN_MAX_ENTRIES,
 ) -> ProbeResult:
     """Probe signal propagation at initialization of a model under each of *schemes*.
 
@@ -313,8 +319,8 @@ def probe(
         n_inputs: batch size (noise) or the cap on the rows of *data*.
         seed: seeds the initialization (the same for every scheme), the noise and the labels.
         thresholds: where verdicts trigger (:class:`~initlab.probe.verdicts.Thresholds`).
-        jacobian: ``None`` computes the input-output Jacobian spectrum only for small models
-            (``in * out <= jacobian_max_entries``), ``True`` always, ``False`` never.
+        jacobian: ``None`` computes the input-output Jacobian spectrum where
+            ``in * out <= jacobian_max_entries``, ``True`` always, ``False`` never.
         jacobian_inputs: at how many inputs (the first rows) the Jacobian is taken.
 
     Returns:

@@ -9,9 +9,10 @@ For a model (an ``nn.Module``, a function returning one, a model spec of any fam
    has the structure (:func:`initlab.structure.find_structure`): Fixup, ZerO and SkipInit
    with residual branches, delta-orthogonal with convolutions;
 2. probes each at init (:func:`initlab.probe` on 256 standard Gaussian inputs and the
-   input-output Jacobian at 4 of them, where ``in * out <= JACOBIAN_MAX_ENTRIES``: the
-   probes the calibration grid was fitted on, ``benchmarks/calibrate_probe.py``; a larger
-   model is scored without the Jacobian's spread;
+   input-output Jacobian at 4 of them where the probe takes it,
+   :data:`initlab.probe.runner.JACOBIAN_MAX_ENTRIES`: the probes the calibration grid was
+   fitted on, ``benchmarks/calibrate_probe.py``; a larger model is scored without the
+   Jacobian's spread;
    the data, if given, only fixes the input shape and what the model trains on), turns each probe into the calibrated
    :class:`~initlab.probe.calibration.Prediction` for the optimizer
    (:func:`initlab.probe.calibration.predict`) and ranks by its score; equal scores
@@ -65,9 +66,6 @@ _NEEDS_BRANCHES = ("fixup", "zero_init", "skipinit")
 _NEEDS_CONV = ("delta_orthogonal",)
 #: The probe's batch: as many inputs as a study's probe.
 N_INPUTS = 256
-#: The largest ``in * out`` whose input-output Jacobian the probe takes (``out`` backward
-#: passes at 4 inputs: a 3x224x224 image classifier with 10 classes fits, 1000 classes not).
-JACOBIAN_MAX_ENTRIES = 2_000_000
 #: The framework default every confirming study trains beside the top-ranked schemes.
 FRAMEWORK_DEFAULT = "torch_default"
 
@@ -288,8 +286,7 @@ def recommend(model: Any, data: Any = None, *, input_shape: Sequence[int] | None
     if confirm_epochs > 0 and FRAMEWORK_DEFAULT not in chosen:  # trained beside the top-ranked ones
         chosen.append(FRAMEWORK_DEFAULT)
     shape = _input_shape(module, where, shape)
-    result = probe(target, None, chosen, input_shape=shape, n_inputs=N_INPUTS, seed=seed, jacobian=None,
-                   jacobian_max_entries=JACOBIAN_MAX_ENTRIES)
+    result = probe(target, None, chosen, input_shape=shape, n_inputs=N_INPUTS, seed=seed, jacobian=None)
     from initlab.report.recommendation import rank
 
     candidates = [Candidate(sp.scheme, p, tuple(v.kind for v in sp.verdicts)) for sp, p in rank(result, optimizer)]

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["InitRecord", "init_record", "record_probe"]
 
 #: Whether the recorded probe includes the input-output Jacobian spectrum (``None``: the
-#: probe's rule, small models only; the calibrated score reads its spread).
+#: probe's rule, in * out <= JACOBIAN_MAX_ENTRIES; the calibrated score reads its spread).
 PROBE_JACOBIAN: bool | None = None
 
 
