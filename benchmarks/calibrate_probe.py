@@ -92,7 +92,8 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         return {"n_train": self.n_train, "n_test": self.n_test, "epochs": self.epochs,
                 "batch_size": self.batch_size, "seeds": list(self.seeds), "probe_inputs": self.probe_inputs,
-                "probe_seed": self.probe_seed, "jacobian_inputs": self.jacobian_inputs, "dataset": self.dataset, "grid_seed": self.grid_seed,
+                "probe_seed": self.probe_seed, "jacobian_inputs": self.jacobian_inputs, "dataset": self.dataset,
+                "grid_seed": self.grid_seed,
                 "optimizers": OPTIMIZER_SETTINGS, "probe": "initlab.probe on standard Gaussian inputs"}
 
 
@@ -275,49 +276,46 @@ def reprobe(out: Path, settings: Settings, *, log=print) -> dict[str, Any]:
     trained accuracies stay: they depend on the scheme, seed and budget, not on the probe)
     and rewrite the file's probe summaries, e.g. to add a measurement the calibration reads.
 
-    The other measurements must come out as before (same seed and inputs): the largest
-    change of any feature but the new ones is logged and recorded in the sidecar. The new
-    file is written beside the old and moved over it only when complete, so an interrupted
-    run leaves the grid as it was.
+    The measurements the old summaries had must come out as before (same seed and inputs):
+    the largest change of a feature they already fed is logged and recorded in the header's
+    ``reprobed`` entry. The new file is written beside the old and moved over it only when
+    complete, so an interrupted run leaves the grid as it was.
     """
     from initlab.engine.families import spec_from_dict
-    from initlab.probe.calibration import features
+    from initlab.probe.calibration import FEATURE_NAMES, features, read_grid
 
     if not out.is_file():
         raise SystemExit(f"no grid file {out}; run the grid first")
-    lines = out.read_text().splitlines()
-    header = json.loads(lines[0])
-    records = [json.loads(line)["record"] for line in lines[1:] if line.strip()]
+    header, records = read_grid(out)
     configs: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for rec in records:
-        spec_d, names = configs.setdefault(rec["config"], ({**rec["spec"], "kind": rec["family"]}, []))
+        _, names = configs.setdefault(rec["config"], ({**rec["spec"], "kind": rec["family"]}, []))
         if rec["scheme"] not in names:
             names.append(rec["scheme"])
     t_start = time.perf_counter()
     probes: dict[tuple[str, str], dict[str, Any]] = {}
     for k, (label, (spec_d, names)) in enumerate(configs.items(), 1):
-        spec = spec_from_dict(spec_d)
         t0 = time.perf_counter()
-        probes.update({(label, s): v for s, v in probe_config(spec, names, settings).items()})
+        probes.update({(label, s): v for s, v in probe_config(spec_from_dict(spec_d), names, settings).items()})
         log(f"[{k}/{len(configs)}] {label}: {len(names)} schemes, {time.perf_counter() - t0:.1f}s, "
             f"load {os.getloadavg()[0]:.2f}")
     drift = 0.0
     for rec in records:
         new = probes[(rec["config"], rec["scheme"])]
-        old_x, new_x = features(rec["probe"])[:-1], features(new)[:-1]
-        drift = max(drift, float(np.max(np.abs(old_x - new_x))))
+        had = [i for i, name in enumerate(FEATURE_NAMES) if name not in set(new) - set(rec["probe"])]
+        drift = max(drift, float(np.max(np.abs(features(rec["probe"])[had] - features(new)[had]))))
         rec["probe"] = new
     wall = time.perf_counter() - t_start
-    header["header"].setdefault("reprobed", []).append({
+    header.setdefault("reprobed", []).append({
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_seconds": round(wall, 1),
         "load": os.getloadavg(), "probe": {"jacobian": True, "jacobian_inputs": settings.jacobian_inputs},
         "max_feature_change": round(drift, 6), "torch": torch.__version__})
     tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text("\n".join([json.dumps(header)] + [json.dumps({"record": r}) for r in records]) + "\n")
+    tmp.write_text("\n".join([json.dumps({"header": header})] + [json.dumps({"record": r}) for r in records]) + "\n")
     os.replace(tmp, out)
     log(f"re-probed {len(configs)} models ({len(records)} rows) in {wall:.0f} s; "
         f"largest change of an earlier feature: {drift:.3g}")
-    return header["header"]["reprobed"][-1]
+    return header["reprobed"][-1]
 
 
 def _write_meta(out: Path, settings: Settings, quick: bool, t_start: float, groups: int, run_id: str,

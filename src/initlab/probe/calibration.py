@@ -147,8 +147,10 @@ def jacobian_spread(singular_values: Sequence[Sequence[float]] | None) -> float:
         if vals.size == 0 or not np.isfinite(vals).all():
             return math.nan
         top = float(vals.max())
-        kept = vals[vals >= top * RANK_CUTOFF] if top > 0 else vals[:0]
-        spreads.append(float(np.log10(kept).std()) if kept.size else 0.0)
+        if top <= 0:  # an all-zero Jacobian: no spread to speak of
+            spreads.append(0.0)
+            continue
+        spreads.append(float(np.log10(vals[vals >= top * RANK_CUTOFF]).std()))
     return float(np.mean(spreads))
 
 
@@ -191,7 +193,7 @@ def summarize(scheme_probe: Any, *, classes: int | None = None) -> dict[str, Any
         "signal_rate": _r(float(scheme_probe.signal_rate)),
         "gradient_rate": _r(float(scheme_probe.gradient_rate)),
         "measured": [v.kind for v in scheme_probe.verdicts],
-        "jacobian_spread": _r(jacobian_spread(getattr(scheme_probe, "jacobian_singular_values", None))),
+        "jacobian_spread": _r(jacobian_spread(scheme_probe.jacobian_singular_values)),
     }
 
 
