@@ -37,6 +37,7 @@ from pathlib import Path
 import initlab
 from initlab.engine.convnets import CNNSpec, ResNetSpec
 from initlab.engine.models import MLPSpec
+from initlab.probe.calibration import load_calibration
 from initlab.recommender import candidate_schemes, within_spread
 
 MODELS = {
@@ -82,16 +83,6 @@ def evidence(name: str, spec, *, optimizer: str, epochs: int, seeds: int, limit:
     }
 
 
-def _calibration_budget() -> dict:
-    """The training budget the shipped calibration was fitted for (its grid's settings:
-    epochs, training and test images), so that the evidence trains as the score predicts."""
-    from initlab.probe.calibration import load_calibration
-
-    settings = dict(load_calibration().grid.get("settings", {}))
-    return {"epochs": int(settings.get("epochs", 1)), "n_train": int(settings.get("n_train", 10_000)),
-            "n_test": int(settings.get("n_test", 2_000))}
-
-
 def spearman(row: dict) -> float:
     """Spearman's rank correlation (scipy.stats.spearmanr) of the score and the trained mean
     accuracy over one model's schemes (a scheme whose every seed diverged has no accuracy
@@ -121,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/evidence_recommend")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     p.add_argument("--optimizers", default="adam", help="comma-separated: adam, sgd")
-    budget = _calibration_budget()
+    budget = load_calibration().budget  # the budget the score predicts for
     p.add_argument("--epochs", type=int, default=budget["epochs"])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--limit", type=int, default=budget["n_train"])

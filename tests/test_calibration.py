@@ -184,6 +184,17 @@ def test_shipped_calibration_is_the_refit_of_the_shipped_grid(shipped_grid):
             assert e["rho"] == pytest.approx(shipped.heldout["spearman"][key]["rho"], abs=1e-3)
 
 
+def test_budget_is_the_grids_training_settings(shipped_grid):
+    header, _ = shipped_grid
+    grid = header["settings"]
+    assert load_calibration().budget == {"epochs": grid["epochs"], "n_train": grid["n_train"],
+                                         "n_test": grid["n_test"]}
+    bare = Calibration(fits=load_calibration().fits)
+    assert bare.budget == {"epochs": 1, "n_train": 10_000, "n_test": 2_000}
+    assert Calibration(fits=bare.fits, grid={"settings": {"epochs": 2, "n_train": 512}}).budget == \
+        {"epochs": 2, "n_train": 512, "n_test": 2_000}
+
+
 def test_readme_states_the_recomputed_heldout_metrics():
     fc = _script("fit_calibration")
     table = fc.markdown(load_calibration())

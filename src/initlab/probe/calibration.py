@@ -297,6 +297,16 @@ class Calibration:
     def fit_for(self, optimizer: str) -> OptimizerFit:
         return self.fits[check_optimizer(optimizer)]
 
+    @property
+    def budget(self) -> dict[str, int]:
+        """The training budget the score predicts for (the grid's settings): ``epochs`` over
+        the first ``n_train`` Fashion-MNIST training images, accuracy on the first ``n_test``
+        test images. Train at this budget to compare a score with training; the defaults (1
+        epoch, 10,000 / 2,000 images) for a calibration that does not record it."""
+        settings = dict(self.grid.get("settings", {}))
+        return {"epochs": int(settings.get("epochs", 1)), "n_train": int(settings.get("n_train", 10_000)),
+                "n_test": int(settings.get("n_test", 2_000))}
+
     def to_dict(self) -> dict[str, Any]:
         return {"format": 1, "features": list(FEATURE_NAMES), "ok_fraction": self.ok_fraction,
                 "fits": {k: v.to_dict() for k, v in self.fits.items()},
