@@ -204,7 +204,8 @@ class _BatchedRun:
             return
         rows = self.hist[self.synced : self.step].cpu().numpy()  # [n, 3, K] float32
         sizes = [self.batch_sizes[(t) % self.spe] for t in range(self.synced, self.step)]
-        bad = ~np.isfinite(rows[:, 0, :] + rows[:, 2, :])  # float32 sum, as on the device
+        with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf is nan: non-finite either way
+            bad = ~np.isfinite(rows[:, 0, :] + rows[:, 2, :])  # float32 sum, as on the device
         sums = rows[:, :2, :].astype(np.float64).sum(0)  # [2, K]
         for i in range(self.stack.K):
             if not self.host_alive[i]:
