@@ -321,11 +321,12 @@ SMALL_SCHEMES = ("he_normal", "glorot_normal", "lecun_normal", "orthogonal", "to
                  "uniform_recipe", "zeros", "uniform_0_1")
 #: Trained as the full-size evidence (benchmarks/evidence_recommend.py) is: at the budget the
 #: shipped calibration predicts for (its grid's epochs, training and test images: 1 epoch,
-#: 4,000 / 2,000) with 3 seeds. Measured 2026-12-03 (2-core Intel Xeon): all five hold; the
+#: 4,000 / 2,000) with 3 seeds. Measured 2026-12-03 (2-core AMD EPYC): all five hold; the
 #: closest are the article MLP (top lsuv 64.2 +- 3.1% vs best orthogonal 65.5 +- 1.5%) and the
 #: CNN (top lsuv 12.8 +- 2.4% vs glorot_normal 15.8 +- 4.1%: at 32 Adam steps a small CNN barely
 #: leaves chance, so its case is weak). With half that budget and 2 seeds, as this test first
 #: trained, the article MLP missed by 0.1 point (lsuv 54.0 +- 4.3% vs orthogonal 58.4 +- 1.9%).
+#: All five also hold under the kernel settings .ci/run gives tests/test_engine.py.
 SMALL_SEEDS = 3
 SMALL_MODELS = {
     "article-mlp": (MLPSpec(784, (64, 32), 10, "relu", 0.2), ()),
